@@ -1,0 +1,143 @@
+//! The command line, as clap derive structs only: no logic here. The names are a contract
+//! that users' scripts rely on (see DESIGN.md).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stablebuild",
+    version,
+    about = "An immutable pull-through mirror for container registries",
+    long_about = "Snapshot image tags (index, every platform, every config and layer) into a \
+content-addressed store the first time they are asked for, and serve exactly those bytes \
+from then on, without asking the upstream again."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]
+    #[arg(long, global = true, env = "STABLEBUILD_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    /// Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable;
+    /// the variable takes a comma-separated list)
+    #[arg(
+        long,
+        global = true,
+        env = "STABLEBUILD_UPSTREAM",
+        value_name = "REGISTRY=URL",
+        value_delimiter = ','
+    )]
+    pub upstream: Vec<String>,
+
+    /// Print results as one JSON document
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// More log output on stderr (-v: info, rate-limit budgets; -vv: debug)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Snapshot tags into the store (all platforms, all blobs); pinned tags are not fetched again
+    Pin(PinArgs),
+    /// Export an image from the store (pinning it first when missing)
+    Pull(PullArgs),
+    /// Show what is pinned
+    List(ListArgs),
+    /// Drop tags' snapshots so that the next pin fetches them again
+    Evict(EvictArgs),
+    /// Remove blobs that no pinned tag reaches
+    Gc(GcArgs),
+    /// Re-hash every blob and report missing or corrupt ones (exit 1 if any)
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// Image references, e.g. ubuntu:focal-20230801, ghcr.io/org/app:1.2, ubuntu@sha256:…
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<String>,
+
+    /// Read references from a file: one per line (# comments), or the FROM lines of a Dockerfile
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Blobs downloaded in parallel
+    #[arg(short, long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// An OCI image layout directory
+    Oci,
+    /// A tarball that `docker load` and `podman load` accept (one platform)
+    DockerArchive,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The image reference
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+
+    /// Where to write: a directory (OCI layout) or a file ending in .tar (docker archive)
+    #[arg(short, long, value_name = "PATH")]
+    pub output: PathBuf,
+
+    /// Output format [default: docker-archive for a PATH ending in .tar, else oci]
+    #[arg(long, value_enum)]
+    pub format: Option<ExportFormat>,
+
+    /// Only this platform, e.g. linux/arm64 or linux/arm/v7 [docker-archive default: the host's]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+
+    /// Blobs downloaded in parallel when the image has to be pinned first
+    #[arg(short, long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only references containing this text
+    #[arg(value_name = "FILTER")]
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvictArgs {
+    /// Image references to evict
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Only report what would be removed
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Rebuild the index from the journal and remove corrupt blobs (pin fetches them again)
+    #[arg(long)]
+    pub repair: bool,
+}
+
+/// The clap command, for completions and man pages.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}

@@ -1,0 +1,109 @@
+//! The subcommands: one file each, `run(ctx, args)`. All printing happens here (results on
+//! stdout, diagnostics on stderr); errors carry context for the user via anyhow.
+//! Must not touch: store files or the network except through the library modules.
+
+mod evict;
+mod gc;
+mod list;
+mod pin;
+mod progress;
+mod pull;
+mod verify;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::reference::Reference;
+use crate::snapshot::Snapshotter;
+use crate::store::Store;
+use crate::upstream::{RetryPolicy, Upstreams};
+
+/// A mistake in how the command was called: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::resolve(&cli.global).map_err(|e| UsageError(e.to_string()))?;
+    match cli.command {
+        Command::Pin(args) => pin::run(&config, args).await,
+        Command::Pull(args) => pull::run(&config, args).await,
+        Command::List(args) => list::run(&config, args),
+        Command::Evict(args) => evict::run(&config, args),
+        Command::Gc(args) => gc::run(&config, args).await,
+        Command::Verify(args) => verify::run(&config, args),
+    }
+}
+
+/// Parse references given by the user; a bad one is a usage error naming it.
+pub(crate) fn parse_refs(items: &[String]) -> Result<Vec<Reference>, UsageError> {
+    items
+        .iter()
+        .map(|s| Reference::parse(s).map_err(|e| UsageError(e.to_string())))
+        .collect()
+}
+
+pub(crate) fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
+    let store = Store::open(&config.store)
+        .with_context(|| format!("opening the store at {}", config.store.display()))?;
+    Ok(Arc::new(store))
+}
+
+pub(crate) fn snapshotter(
+    config: &Config,
+    store: Arc<Store>,
+    jobs: u16,
+) -> anyhow::Result<Snapshotter> {
+    let upstreams = Upstreams::new(config.upstreams.clone(), RetryPolicy::default())
+        .map_err(|e| UsageError(e.to_string()))?;
+    Ok(Snapshotter::new(store, Arc::new(upstreams), jobs as usize))
+}
+
+pub(crate) fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("results serialise")
+    );
+}
+
+/// 1536 → "1.5 KiB".
+pub(crate) fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes} B"),
+        _ => format!("{value:.1} {}", UNITS[unit]),
+    }
+}
+
+/// Unix seconds → "2026-11-28T00:33:34Z".
+pub(crate) fn timestamp(secs: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_human() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,16 @@
+//! stablebuild: an immutable pull-through mirror for container registries.
+//!
+//! Layers, top to bottom: `commands` (printing, exit codes) → `snapshot` (pin) and `export`
+//! (pull) → `upstream` (registries) and `store` (the only code touching the store dir) →
+//! `manifest` and `reference` (pure parsing).
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod export;
+pub mod manifest;
+pub mod reference;
+pub mod reflist;
+pub mod snapshot;
+pub mod store;
+pub mod upstream;

@@ -1,0 +1,353 @@
+//! Pin: take the snapshot of one reference.
+//!
+//! Owns: resolving a tag once, fetching the root manifest or index, every manifest it
+//! reaches (attestations included) and every config and layer, each digest once, blobs in
+//! parallel (bounded), and recording the tag last. An interrupted pin leaves a pending
+//! record and the verified blobs; the next pin of the same reference resumes from the root
+//! digest it saw first. A pinned reference is never asked upstream again; its blobs, if
+//! any went missing, are fetched again by digest.
+//! Must not touch: the terminal (progress goes through the `Progress` trait) or store
+//! files directly (the store API does that).
+
+mod fetch;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::RwLock;
+
+use crate::manifest::{self, ManifestError, Parsed};
+use crate::reference::{Digest, Reference};
+use crate::store::records::now;
+use crate::store::{BlobInfo, ManifestInfo, Pending, Store, StoreError, TagRecord};
+use crate::upstream::{UpstreamError, Upstreams};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{reference}: {source}")]
+    Upstream {
+        reference: String,
+        source: UpstreamError,
+    },
+    #[error("{reference}: {source}")]
+    Store {
+        reference: String,
+        source: StoreError,
+    },
+    #[error("{reference}: {source}")]
+    Manifest {
+        reference: String,
+        source: ManifestError,
+    },
+}
+
+/// Progress of a pin, for a terminal or a log; every method has a no-op default.
+pub trait Progress: Send + Sync {
+    fn blob_started(&self, _digest: &Digest, _size: Option<u64>) {}
+    fn blob_advanced(&self, _digest: &Digest, _bytes: u64) {}
+    fn blob_finished(&self, _digest: &Digest) {}
+}
+
+/// A `Progress` that shows nothing.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// What a pin did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PinOutcome {
+    pub reference: String,
+    pub record: TagRecord,
+    /// The reference was pinned before this call: nothing was asked upstream.
+    pub already_pinned: bool,
+    /// Blobs fetched again by digest because they had gone missing from the store.
+    pub repaired: usize,
+}
+
+pub struct Snapshotter {
+    store: Arc<Store>,
+    upstreams: Arc<Upstreams>,
+    jobs: usize,
+    /// Pins hold it shared; gc holds it exclusively, so gc never removes what a pin needs.
+    in_flight: RwLock<()>,
+}
+
+/// A manifest reached by the walk, with the blobs it names.
+struct Walked {
+    info: ManifestInfo,
+    blobs: Vec<manifest::Blob>,
+}
+
+impl Snapshotter {
+    pub fn new(store: Arc<Store>, upstreams: Arc<Upstreams>, jobs: usize) -> Snapshotter {
+        Snapshotter {
+            store,
+            upstreams,
+            jobs: jobs.max(1),
+            in_flight: RwLock::new(()),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Run `f` with no pin in flight (for gc).
+    pub async fn exclusive<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+        let _guard = self.in_flight.write().await;
+        f(&self.store)
+    }
+
+    /// Pin one reference (see the module doc).
+    pub async fn pin(
+        &self,
+        r: &Reference,
+        progress: &dyn Progress,
+    ) -> Result<PinOutcome, SnapshotError> {
+        let _guard = self.in_flight.read().await;
+        let key = r.key();
+        let store_err = |source| SnapshotError::Store {
+            reference: r.to_string(),
+            source,
+        };
+        if let Some(record) = self.store.tag(&key).map_err(store_err)? {
+            return self.top_up(r, record, progress).await;
+        }
+        let root = self.root(r).await?;
+        let walked = self.walk(r, &root).await?;
+        self.fetch_blobs(r, &walked, progress).await?;
+        let record = self.record(r, &root, walked)?;
+        let record = self.store.record_tag(record).map_err(store_err)?;
+        Ok(PinOutcome {
+            reference: r.to_string(),
+            record,
+            already_pinned: false,
+            repaired: 0,
+        })
+    }
+
+    /// A pinned reference: nothing upstream unless blobs went missing (fetched by digest).
+    async fn top_up(
+        &self,
+        r: &Reference,
+        record: TagRecord,
+        progress: &dyn Progress,
+    ) -> Result<PinOutcome, SnapshotError> {
+        let missing = self.store.missing(&record);
+        for m in record
+            .manifests
+            .iter()
+            .filter(|m| missing.contains(&m.digest))
+        {
+            self.fetch_manifest(r, &m.digest.to_string()).await?;
+        }
+        let blobs: Vec<_> = record
+            .blobs
+            .iter()
+            .filter(|b| missing.contains(&b.digest))
+            .map(|b| manifest::Blob {
+                digest: b.digest.clone(),
+                media_type: String::new(),
+                size: Some(b.size),
+                foreign: false,
+            })
+            .collect();
+        fetch::blobs(self, r, &blobs, progress).await?;
+        Ok(PinOutcome {
+            reference: r.to_string(),
+            record,
+            already_pinned: true,
+            repaired: missing.len(),
+        })
+    }
+
+    /// The root manifest: the one a pending pin saw first, else resolved upstream now.
+    async fn root(&self, r: &Reference) -> Result<ManifestInfo, SnapshotError> {
+        let key = r.key();
+        let store_err = |source| SnapshotError::Store {
+            reference: r.to_string(),
+            source,
+        };
+        if let Some(p) = self.store.pending(&key).map_err(store_err)?
+            && let Some((meta, _)) = self.store.manifest(&p.digest).map_err(store_err)?
+        {
+            tracing::info!("{r}: resuming an interrupted pin of {}", p.digest);
+            return Ok(ManifestInfo {
+                digest: p.digest,
+                media_type: meta.media_type,
+                size: meta.size,
+                platform: None,
+            });
+        }
+        let info = self.fetch_manifest(r, &r.manifest_ref()).await?;
+        let pending = Pending {
+            key,
+            digest: info.digest.clone(),
+            media_type: info.media_type.clone(),
+            started_at: now(),
+        };
+        self.store.set_pending(&pending).map_err(store_err)?;
+        Ok(info)
+    }
+
+    /// Fetch a manifest upstream (verified) and store it.
+    async fn fetch_manifest(
+        &self,
+        r: &Reference,
+        reference: &str,
+    ) -> Result<ManifestInfo, SnapshotError> {
+        let upstream = self.upstreams.get(r.registry());
+        let fetched = upstream
+            .manifest(r.repository(), reference)
+            .await
+            .map_err(|source| SnapshotError::Upstream {
+                reference: r.to_string(),
+                source,
+            })?;
+        self.store
+            .put_manifest(&fetched.digest, &fetched.media_type, &fetched.bytes)
+            .map_err(|source| SnapshotError::Store {
+                reference: r.to_string(),
+                source,
+            })?;
+        Ok(ManifestInfo {
+            digest: fetched.digest,
+            media_type: fetched.media_type,
+            size: fetched.bytes.len() as u64,
+            platform: None,
+        })
+    }
+
+    /// A manifest from the store, or fetched by digest when not there yet.
+    async fn stored_or_fetch(
+        &self,
+        r: &Reference,
+        digest: &Digest,
+    ) -> Result<(String, Vec<u8>), SnapshotError> {
+        let store_err = |source| SnapshotError::Store {
+            reference: r.to_string(),
+            source,
+        };
+        if let Some((meta, bytes)) = self.store.manifest(digest).map_err(store_err)? {
+            return Ok((meta.media_type, bytes));
+        }
+        let info = self.fetch_manifest(r, &digest.to_string()).await?;
+        let (_, bytes) = self
+            .store
+            .manifest(digest)
+            .map_err(store_err)?
+            .ok_or_else(|| store_err(StoreError::BlobMissing(info.digest.clone())))?;
+        Ok((info.media_type, bytes))
+    }
+
+    /// Every manifest the root reaches (root first), each with the blobs it names.
+    async fn walk(&self, r: &Reference, root: &ManifestInfo) -> Result<Vec<Walked>, SnapshotError> {
+        let mut queue = vec![root.clone()];
+        let mut out: Vec<Walked> = Vec::new();
+        while let Some(info) = queue.pop() {
+            if out.iter().any(|w| w.info.digest == info.digest) {
+                continue;
+            }
+            let (media_type, bytes) = self.stored_or_fetch(r, &info.digest).await?;
+            let parsed = manifest::parse(&info.digest, &media_type, &bytes).map_err(|source| {
+                SnapshotError::Manifest {
+                    reference: r.to_string(),
+                    source,
+                }
+            })?;
+            if let Parsed::Index(children) = &parsed {
+                queue.extend(children.iter().rev().map(|c| ManifestInfo {
+                    digest: c.digest.clone(),
+                    media_type: c.media_type.clone(),
+                    size: c.size,
+                    platform: c.platform.clone(),
+                }));
+            }
+            let info = ManifestInfo {
+                media_type,
+                size: bytes.len() as u64,
+                ..info
+            };
+            out.push(Walked {
+                info,
+                blobs: parsed.blobs(),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn fetch_blobs(
+        &self,
+        r: &Reference,
+        walked: &[Walked],
+        progress: &dyn Progress,
+    ) -> Result<(), SnapshotError> {
+        let mut unique: BTreeMap<Digest, manifest::Blob> = BTreeMap::new();
+        for b in walked.iter().flat_map(|w| &w.blobs).filter(|b| !b.foreign) {
+            unique.entry(b.digest.clone()).or_insert_with(|| b.clone());
+        }
+        let wanted: Vec<_> = unique.into_values().collect();
+        fetch::blobs(self, r, &wanted, progress).await
+    }
+
+    /// The tag record for a complete walk.
+    fn record(
+        &self,
+        r: &Reference,
+        root: &ManifestInfo,
+        walked: Vec<Walked>,
+    ) -> Result<TagRecord, SnapshotError> {
+        let mut blobs: BTreeMap<Digest, u64> = BTreeMap::new();
+        let mut platforms = Vec::new();
+        let mut manifests = Vec::new();
+        for w in walked {
+            let stored: Vec<_> = w.blobs.iter().filter(|b| !b.foreign).collect();
+            for b in &stored {
+                let size = self.store.blobs().size(&b.digest).unwrap_or(0);
+                blobs.insert(b.digest.clone(), size);
+            }
+            let platform = w.info.platform.clone().or_else(|| self.config_platform(&w));
+            if let Some(p) = platform.as_ref()
+                && !manifest::is_index(&w.info.media_type)
+                && !platforms.contains(p)
+            {
+                platforms.push(p.clone());
+            }
+            manifests.push(ManifestInfo { platform, ..w.info });
+        }
+        let size = manifests.iter().map(|m| m.size).sum::<u64>() + blobs.values().sum::<u64>();
+        Ok(TagRecord {
+            key: r.key(),
+            digest: root.digest.clone(),
+            media_type: manifests
+                .first()
+                .map(|m| m.media_type.clone())
+                .unwrap_or_default(),
+            platforms,
+            manifests,
+            blobs: blobs
+                .into_iter()
+                .map(|(digest, size)| BlobInfo { digest, size })
+                .collect(),
+            size,
+            pinned_at: now(),
+        })
+    }
+
+    /// The platform an image manifest's config names (for manifests outside an index).
+    fn config_platform(&self, w: &Walked) -> Option<String> {
+        let is_image =
+            [manifest::OCI_MANIFEST, manifest::DOCKER_V2].contains(&w.info.media_type.as_str());
+        let config = w.blobs.first().filter(|_| is_image)?;
+        let bytes = self.store.blobs().read(&config.digest).ok()?;
+        manifest::config_platform(&bytes)
+    }
+
+    pub(crate) fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
+    }
+
+    pub(crate) fn jobs(&self) -> usize {
+        self.jobs
+    }
+}

@@ -1,0 +1,213 @@
+//! Content-addressed blob files: `blobs/sha256/<2 hex>/<64 hex>`.
+//!
+//! Owns: every file under `blobs/` and `tmp/`. A blob file appears only by rename from a temp
+//! file whose sha256 and size were checked while it was written and which was fsync'd first;
+//! the directory is fsync'd after the rename. A mismatch deletes the temp file.
+//! Must not touch: the index or the journal (see `index.rs`, `journal.rs`).
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest as _, Sha256};
+
+use super::StoreError;
+use crate::reference::Digest;
+
+static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Debug, Clone)]
+pub struct Blobs {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+impl Blobs {
+    pub(super) fn open(store: &Path) -> Result<Blobs, StoreError> {
+        let blobs = Blobs {
+            root: store.join("blobs").join("sha256"),
+            tmp: store.join("tmp"),
+        };
+        fs::create_dir_all(&blobs.root).map_err(|e| StoreError::io(&blobs.root, e))?;
+        // Nothing in tmp/ is visible to anyone: a crash may leave partial downloads there.
+        let _ = fs::remove_dir_all(&blobs.tmp);
+        fs::create_dir_all(&blobs.tmp).map_err(|e| StoreError::io(&blobs.tmp, e))?;
+        Ok(blobs)
+    }
+
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.root.join(&digest.hex()[..2]).join(digest.hex())
+    }
+
+    /// The size of a stored blob, or None when it is not stored.
+    pub fn size(&self, digest: &Digest) -> Option<u64> {
+        fs::metadata(self.path(digest)).ok().map(|m| m.len())
+    }
+
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.size(digest).is_some()
+    }
+
+    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        let path = self.path(digest);
+        fs::read(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::BlobMissing(digest.clone()),
+            _ => StoreError::io(&path, e),
+        })
+    }
+
+    pub fn open_file(&self, digest: &Digest) -> Result<File, StoreError> {
+        let path = self.path(digest);
+        File::open(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::BlobMissing(digest.clone()),
+            _ => StoreError::io(&path, e),
+        })
+    }
+
+    /// Store bytes that are already in memory (manifests), verified like any other blob.
+    pub fn put(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StoreError> {
+        if self.contains(digest) {
+            return Ok(());
+        }
+        let mut w = self.writer(digest, Some(bytes.len() as u64))?;
+        w.write(bytes)?;
+        w.commit()
+    }
+
+    /// Start writing a blob; nothing is visible until `commit` succeeds.
+    pub fn writer(&self, digest: &Digest, size: Option<u64>) -> Result<BlobWriter, StoreError> {
+        let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .tmp
+            .join(format!("{}.{}.{seq}", digest.hex(), std::process::id()));
+        let file = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        Ok(BlobWriter {
+            digest: digest.clone(),
+            expected: size,
+            written: 0,
+            hasher: Sha256::new(),
+            file: Some(file),
+            tmp,
+            dest: self.path(digest),
+        })
+    }
+
+    pub fn remove(&self, digest: &Digest) -> Result<(), StoreError> {
+        let path = self.path(digest);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::io(&path, e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every stored blob's digest (files with other names are ignored).
+    pub fn list(&self) -> Result<Vec<Digest>, StoreError> {
+        let mut out = Vec::new();
+        for shard in fs::read_dir(&self.root).map_err(|e| StoreError::io(&self.root, e))? {
+            let shard = shard.map_err(|e| StoreError::io(&self.root, e))?.path();
+            let entries = fs::read_dir(&shard).map_err(|e| StoreError::io(&shard, e))?;
+            for entry in entries.flatten() {
+                if let Some(d) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| Digest::from_hex(n).ok())
+                {
+                    out.push(d);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Re-hash a stored blob; Ok(false) when its content does not match its name.
+    pub fn check(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let mut file = self.open_file(digest)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| StoreError::io(&self.path(digest), e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(Digest::from_sha256(hasher.finalize().into()) == *digest)
+    }
+}
+
+/// A blob being written: hashes as it goes; `commit` verifies, fsyncs and renames.
+/// Dropping it without a commit removes the temp file.
+pub struct BlobWriter {
+    digest: Digest,
+    expected: Option<u64>,
+    written: u64,
+    hasher: Sha256,
+    file: Option<File>,
+    tmp: PathBuf,
+    dest: PathBuf,
+}
+
+impl BlobWriter {
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
+        self.written += chunk.len() as u64;
+        if let Some(expected) = self.expected.filter(|e| self.written > *e) {
+            return Err(StoreError::SizeMismatch {
+                digest: self.digest.clone(),
+                expected,
+                got: self.written,
+            });
+        }
+        self.hasher.update(chunk);
+        let file = self.file.as_mut().expect("writer used after commit");
+        file.write_all(chunk)
+            .map_err(|e| StoreError::io(&self.tmp, e))
+    }
+
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Verify size and digest, fsync, and make the blob visible under its digest.
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        if let Some(expected) = self.expected.filter(|e| self.written != *e) {
+            return Err(StoreError::SizeMismatch {
+                digest: self.digest.clone(),
+                expected,
+                got: self.written,
+            });
+        }
+        let got = Digest::from_sha256(std::mem::take(&mut self.hasher).finalize().into());
+        if got != self.digest {
+            return Err(StoreError::DigestMismatch {
+                expected: self.digest.clone(),
+                got,
+            });
+        }
+        let file = self.file.take().expect("writer committed twice");
+        file.sync_all().map_err(|e| StoreError::io(&self.tmp, e))?;
+        drop(file);
+        let dir = self.dest.parent().expect("blob path has a parent");
+        fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        fs::rename(&self.tmp, &self.dest).map_err(|e| StoreError::io(&self.dest, e))?;
+        sync_dir(dir)
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if self.file.is_some() || self.tmp.exists() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// fsync a directory so that a rename in it survives power loss.
+pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(dir, e))
+}

@@ -1,0 +1,153 @@
+//! The sled index: tag records, pending pins, manifest media types.
+//!
+//! Owns: the `index/` directory (a sled database). Everything here can be rebuilt: tag
+//! records from the journal, manifest media types from the records and the manifest bytes.
+//! Must not touch: blob files or the journal file.
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::StoreError;
+use super::journal::Entry;
+use super::records::{ManifestMeta, Pending, TagRecord};
+use crate::reference::Digest;
+
+const APPLIED: &[u8] = b"journal-applied";
+
+pub struct Index {
+    db: sled::Db,
+    tags: sled::Tree,
+    pending: sled::Tree,
+    manifests: sled::Tree,
+    meta: sled::Tree,
+}
+
+fn db_err(e: sled::Error) -> StoreError {
+    StoreError::Index(e.to_string())
+}
+
+fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Index(format!("{what}: {e}")))
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records serialise")
+}
+
+impl Index {
+    pub fn open(dir: &Path) -> Result<Index, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(8 * 1024 * 1024)
+            .open()
+            .map_err(|e| StoreError::IndexOpen {
+                path: dir.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        let tree = |name: &str| db.open_tree(name).map_err(db_err);
+        Ok(Index {
+            tags: tree("tags")?,
+            pending: tree("pending")?,
+            manifests: tree("manifests")?,
+            meta: tree("meta")?,
+            db,
+        })
+    }
+
+    pub fn tag(&self, key: &str) -> Result<Option<TagRecord>, StoreError> {
+        let raw = self.tags.get(key).map_err(db_err)?;
+        raw.map(|v| decode(key, &v)).transpose()
+    }
+
+    pub fn tags(&self) -> Result<Vec<TagRecord>, StoreError> {
+        self.tags
+            .iter()
+            .map(|kv| kv.map_err(db_err).and_then(|(k, v)| decode(&lossy(&k), &v)))
+            .collect()
+    }
+
+    pub fn pending(&self, key: &str) -> Result<Option<Pending>, StoreError> {
+        let raw = self.pending.get(key).map_err(db_err)?;
+        raw.map(|v| decode(key, &v)).transpose()
+    }
+
+    pub fn pendings(&self) -> Result<Vec<Pending>, StoreError> {
+        self.pending
+            .iter()
+            .map(|kv| kv.map_err(db_err).and_then(|(k, v)| decode(&lossy(&k), &v)))
+            .collect()
+    }
+
+    pub fn set_pending(&self, p: &Pending) -> Result<(), StoreError> {
+        self.pending.insert(&p.key, encode(p)).map_err(db_err)?;
+        self.flush()
+    }
+
+    pub fn clear_pending(&self, key: &str) -> Result<(), StoreError> {
+        self.pending.remove(key).map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn manifest(&self, digest: &Digest) -> Result<Option<ManifestMeta>, StoreError> {
+        let key = digest.to_string();
+        let raw = self.manifests.get(&key).map_err(db_err)?;
+        raw.map(|v| decode(&key, &v)).transpose()
+    }
+
+    pub fn set_manifest(&self, digest: &Digest, meta: &ManifestMeta) -> Result<(), StoreError> {
+        let key = digest.to_string();
+        self.manifests.insert(key, encode(meta)).map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Bytes of the journal already applied to this index.
+    pub fn applied(&self) -> Result<u64, StoreError> {
+        let raw = self.meta.get(APPLIED).map_err(db_err)?;
+        Ok(raw
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0))
+    }
+
+    /// Apply one journal entry (idempotent) that ends at `journal_offset` in the journal.
+    pub fn apply(&self, entry: &Entry, journal_offset: u64) -> Result<(), StoreError> {
+        match entry {
+            Entry::Pin { record } => {
+                for m in &record.manifests {
+                    let meta = ManifestMeta {
+                        media_type: m.media_type.clone(),
+                        size: m.size,
+                    };
+                    self.set_manifest(&m.digest, &meta)?;
+                }
+                self.tags
+                    .insert(&record.key, encode(record))
+                    .map_err(db_err)?;
+                self.pending.remove(&record.key).map_err(db_err)?;
+            }
+            Entry::Evict { key, .. } => {
+                self.tags.remove(key).map_err(db_err)?;
+            }
+        }
+        let offset = journal_offset.to_be_bytes();
+        self.meta.insert(APPLIED, &offset).map_err(db_err)?;
+        self.flush()
+    }
+
+    /// Forget every tag record (before a replay of the whole journal).
+    pub fn clear_tags(&self) -> Result<(), StoreError> {
+        self.tags.clear().map_err(db_err)?;
+        self.meta.remove(APPLIED).map_err(db_err)?;
+        self.flush()
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(db_err).map(|_| ())
+    }
+}
+
+fn lossy(key: &[u8]) -> String {
+    String::from_utf8_lossy(key).into_owned()
+}

@@ -1,0 +1,72 @@
+//! The records the store keeps about snapshots (plain data, serialised as JSON).
+//! Must not touch: anything on disk; `index.rs` and `journal.rs` persist these.
+
+use serde::{Deserialize, Serialize};
+
+use crate::reference::Digest;
+
+/// One pinned reference: written once, after everything it reaches is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagRecord {
+    /// The reference key (`docker.io/library/ubuntu:20.04` or `…@sha256:…`).
+    pub key: String,
+    /// The digest of the root manifest or index.
+    pub digest: Digest,
+    pub media_type: String,
+    /// Every platform of the snapshot, attestations (`unknown/unknown`) included.
+    pub platforms: Vec<String>,
+    /// Every manifest reached, the root first.
+    pub manifests: Vec<ManifestInfo>,
+    /// Every config and layer reached, each once.
+    pub blobs: Vec<BlobInfo>,
+    /// Bytes of all manifests and blobs, each counted once.
+    pub size: u64,
+    /// Unix seconds.
+    pub pinned_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestInfo {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub platform: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobInfo {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// A pin that has started and not finished: its root is stored, maybe not all it reaches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub key: String,
+    pub digest: Digest,
+    pub media_type: String,
+    pub started_at: u64,
+}
+
+/// Media type and size of a stored manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestMeta {
+    pub media_type: String,
+    pub size: u64,
+}
+
+impl TagRecord {
+    /// Every digest the record reaches: manifests and blobs.
+    pub fn digests(&self) -> impl Iterator<Item = &Digest> {
+        let manifests = self.manifests.iter().map(|m| &m.digest);
+        manifests.chain(self.blobs.iter().map(|b| &b.digest))
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

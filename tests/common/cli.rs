@@ -1,0 +1,103 @@
+//! Runs the real `stablebuild` binary against a private store and an upstream override.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use tempfile::TempDir;
+
+pub struct Sb {
+    dir: TempDir,
+    upstream: String,
+}
+
+/// What a run printed, and how it ended.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// Panics with everything printed unless the run exited 0.
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_stablebuild")
+}
+
+impl Sb {
+    /// A fresh store; docker.io is reached at `upstream_url`.
+    pub fn new(upstream_url: &str) -> Sb {
+        Sb {
+            dir: tempfile::tempdir().expect("temp dir"),
+            upstream: upstream_url.to_string(),
+        }
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(bin());
+        cmd.arg("--store")
+            .arg(self.store())
+            .arg("--upstream")
+            .arg(format!("docker.io={}", self.upstream))
+            .args(args)
+            .env_remove("STABLEBUILD_STORE")
+            .env_remove("STABLEBUILD_UPSTREAM")
+            .env_remove("RUST_LOG")
+            .kill_on_drop(true);
+        cmd
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Run {
+        self.command(args)
+            .output()
+            .await
+            .expect("run stablebuild")
+            .into()
+    }
+
+    /// Stored blob path for a digest "sha256:…".
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
+        self.store().join("blobs/sha256").join(&hex[..2]).join(hex)
+    }
+}
+
+pub fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
