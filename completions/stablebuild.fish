@@ -1,0 +1,85 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_stablebuild_global_optspecs
+    string join \n store= upstream= json v/verbose h/help V/version
+end
+
+function __fish_stablebuild_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_stablebuild_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_stablebuild_using_subcommand
+    set -l cmd (__fish_stablebuild_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -l json -d 'Print results as one JSON document'
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -s V -l version -d 'Print version'
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "pin" -d 'Snapshot tags into the store (all platforms, all blobs); pinned tags are not fetched again'
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "pull" -d 'Export an image from the store (pinning it first when missing)'
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "list" -d 'Show what is pinned'
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "evict" -d 'Drop tags\' snapshots so that the next pin fetches them again'
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "gc" -d 'Remove blobs that no pinned tag reaches'
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "verify" -d 'Re-hash every blob and report missing or corrupt ones (exit 1 if any)'
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s f -l file -d 'Read references from a file: one per line (# comments), or the FROM lines of a Dockerfile' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s j -l jobs -d 'Blobs downloaded in parallel' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l json -d 'Print results as one JSON document'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s h -l help -d 'Print help'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -s o -l output -d 'Where to write: a directory (OCI layout) or a file ending in .tar (docker archive)' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l format -d 'Output format [default: docker-archive for a PATH ending in .tar, else oci]' -r -f -a "oci\t'An OCI image layout directory'
+docker-archive\t'A tarball that `docker load` and `podman load` accept (one platform)'"
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l platform -d 'Only this platform, e.g. linux/arm64 or linux/arm/v7 [docker-archive default: the host\'s]' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -s j -l jobs -d 'Blobs downloaded in parallel when the image has to be pinned first' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l json -d 'Print results as one JSON document'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l json -d 'Print results as one JSON document'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -s h -l help -d 'Print help'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l json -d 'Print results as one JSON document'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -s h -l help -d 'Print help'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l dry-run -d 'Only report what would be removed'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l json -d 'Print results as one JSON document'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -s h -l help -d 'Print help'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l repair -d 'Rebuild the index from the journal and remove corrupt blobs (pin fetches them again)'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l json -d 'Print results as one JSON document'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -s h -l help -d 'Print help'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify help" -f -a "pin" -d 'Snapshot tags into the store (all platforms, all blobs); pinned tags are not fetched again'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify help" -f -a "pull" -d 'Export an image from the store (pinning it first when missing)'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify help" -f -a "list" -d 'Show what is pinned'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify help" -f -a "evict" -d 'Drop tags\' snapshots so that the next pin fetches them again'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify help" -f -a "gc" -d 'Remove blobs that no pinned tag reaches'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify help" -f -a "verify" -d 'Re-hash every blob and report missing or corrupt ones (exit 1 if any)'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

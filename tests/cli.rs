@@ -1,0 +1,153 @@
+//! Bad input and misuse: exit codes 2 (usage) and 1 (failure), messages that name the
+//! problem, no panics, and nothing half-written.
+
+mod common;
+
+use common::cli::Sb;
+use common::faulty::{Fault, Faulty};
+use common::fixtures;
+use common::registry::Registry;
+
+fn assert_no_panic(run: &common::cli::Run) {
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_references_are_usage_errors_that_name_the_problem() {
+    let sb = Sb::new("http://127.0.0.1:9");
+    let cases = [
+        (vec!["pin", "Ubuntu"], "lowercase"),
+        (vec!["pin", "ubuntu@sha256:abc"], "invalid digest"),
+        (vec!["pin", "a//b"], "a//b"),
+        (vec!["pin", "a/../b"], "a/../b"),
+        (vec!["pin", "ubuntu@sha512:00"], "only sha256"),
+        (vec!["pin"], "at least one IMAGE"),
+        (vec!["evict", "UPPER:1"], "lowercase"),
+        (vec!["pull", "ubuntu:", "-o", "x"], "tag"),
+        (vec!["--upstream", "docker.io", "pin", "x"], "REGISTRY=URL"),
+        (vec!["pin", "--jobs", "0", "x"], "jobs"),
+        (vec!["frobnicate"], "unrecognized subcommand"),
+    ];
+    for (args, needle) in cases {
+        let run = sb.run(&args).await;
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
+        assert_no_panic(&run);
+    }
+    assert!(
+        !sb.store().join("journal.jsonl").exists(),
+        "usage errors must not touch the store"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_images_fail_with_exit_1_and_leave_nothing() {
+    let reg = Registry::start().await;
+    fixtures::push_single(&reg.url()).await;
+    let sb = Sb::new(&reg.url());
+    let run = sb.run(&["pin", "nothere:1", "single:1"]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("docker.io/library/nothere:1"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("not found upstream"), "{}", run.stderr);
+    assert!(
+        run.stdout.contains("docker.io/library/single:1"),
+        "the other image is still pinned: {}",
+        run.stdout
+    );
+    assert_no_panic(&run);
+
+    let out = sb.path("out");
+    let run = sb
+        .run(&["pull", "nothere:2", "-o", out.to_str().unwrap()])
+        .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!out.exists(), "a failed pull writes nothing");
+    let listed = sb.run(&["list", "--json"]).await.ok().json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_errors_name_the_cause_and_damage_nothing() {
+    let reg = Registry::start().await;
+    fixtures::push_dockerlist(&reg.url()).await;
+    let sb = Sb::new(&reg.url());
+    let tar = sb.path("x.tar");
+    let run = sb
+        .run(&[
+            "pull",
+            "dockerlist:1",
+            "-o",
+            tar.to_str().unwrap(),
+            "--platform",
+            "linux/s390x",
+        ])
+        .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("has no platform linux/s390x; it has linux/amd64, linux/arm64"),
+        "{}",
+        run.stderr
+    );
+    assert!(!tar.exists());
+
+    let dir = sb.path("notalayout");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("precious.txt"), "keep").unwrap();
+    let run = sb
+        .run(&["pull", "dockerlist:1", "-o", dir.to_str().unwrap()])
+        .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is not an OCI image layout"),
+        "{}",
+        run.stderr
+    );
+    let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(entries.len(), 1, "nothing was added to the directory");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_gets_a_clear_message_while_the_store_is_in_use() {
+    let up = Faulty::start().await;
+    let layer = up.layer_digests()[0].clone();
+    up.push_fault(
+        &up.blob_path(&layer),
+        Fault::Stall(std::time::Duration::from_secs(3)),
+    );
+    let sb = Sb::new(&up.url());
+    let pin = sb
+        .command(&["pin", "faulty:1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = pin.id().unwrap();
+    // Wait until the pin holds the store.
+    for _ in 0..100 {
+        if std::fs::read_to_string(sb.store().join("lock")).is_ok_and(|p| p == pid.to_string()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let run = sb.run(&["list"]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "in use by another stablebuild process (pid {pid})"
+        )),
+        "{}",
+        run.stderr
+    );
+    let out = pin.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sb.run(&["list"]).await.ok();
+}
