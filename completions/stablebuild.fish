@@ -36,6 +36,7 @@ complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "list" -d 'S
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "evict" -d 'Drop tags\' snapshots so that the next pin fetches them again'
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "gc" -d 'Remove blobs that no pinned tag reaches'
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "verify" -d 'Re-hash every blob and report missing or corrupt ones (exit 1 if any)'
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "serve" -d 'Serve the store as a read-only Registry v2 mirror, pinning on a miss'
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s f -l file -d 'Read references from a file: one per line (# comments), or the FROM lines of a Dockerfile' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s j -l jobs -d 'Blobs downloaded in parallel' -r
@@ -76,10 +77,19 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l repai
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l json -d 'Print results as one JSON document'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -s h -l help -d 'Print help'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify help" -f -a "pin" -d 'Snapshot tags into the store (all platforms, all blobs); pinned tags are not fetched again'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify help" -f -a "pull" -d 'Export an image from the store (pinning it first when missing)'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify help" -f -a "list" -d 'Show what is pinned'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify help" -f -a "evict" -d 'Drop tags\' snapshots so that the next pin fetches them again'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify help" -f -a "gc" -d 'Remove blobs that no pinned tag reaches'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify help" -f -a "verify" -d 'Re-hash every blob and report missing or corrupt ones (exit 1 if any)'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l listen -d 'Address to listen on (use 0.0.0.0:5000 for all interfaces)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l allow -d 'A registry clients may reach through the mirror (repeatable) [default: docker.io, ghcr.io, quay.io, registry.k8s.io, gcr.io, public.ecr.aws, nvcr.io]' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -s j -l jobs -d 'Blobs downloaded in parallel per pull-through pin' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l json -d 'Print results as one JSON document'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve help" -f -a "pin" -d 'Snapshot tags into the store (all platforms, all blobs); pinned tags are not fetched again'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve help" -f -a "pull" -d 'Export an image from the store (pinning it first when missing)'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve help" -f -a "list" -d 'Show what is pinned'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve help" -f -a "evict" -d 'Drop tags\' snapshots so that the next pin fetches them again'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve help" -f -a "gc" -d 'Remove blobs that no pinned tag reaches'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve help" -f -a "verify" -d 'Re-hash every blob and report missing or corrupt ones (exit 1 if any)'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve help" -f -a "serve" -d 'Serve the store as a read-only Registry v2 mirror, pinning on a miss'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -61,6 +61,8 @@ pub enum Command {
     Gc(GcArgs),
     /// Re-hash every blob and report missing or corrupt ones (exit 1 if any)
     Verify(VerifyArgs),
+    /// Serve the store as a read-only Registry v2 mirror, pinning on a miss
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -140,4 +142,20 @@ pub struct VerifyArgs {
 /// The clap command, for completions and man pages.
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (use 0.0.0.0:5000 for all interfaces)
+    #[arg(long, default_value = "127.0.0.1:5000", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+
+    /// A registry clients may reach through the mirror (repeatable) [default: docker.io,
+    /// ghcr.io, quay.io, registry.k8s.io, gcr.io, public.ecr.aws, nvcr.io]
+    #[arg(long = "allow", value_name = "REGISTRY")]
+    pub allow: Vec<String>,
+
+    /// Blobs downloaded in parallel per pull-through pin
+    #[arg(short, long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
 }

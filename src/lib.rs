@@ -11,6 +11,7 @@ pub mod export;
 pub mod manifest;
 pub mod reference;
 pub mod reflist;
+pub mod registry;
 pub mod snapshot;
 pub mod store;
 pub mod upstream;

@@ -9,7 +9,9 @@ use stablebuild::commands::{self, UsageError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.global.verbose);
+    // The server logs one line per request by default; the other commands only warnings.
+    let serving = matches!(cli.command, stablebuild::cli::Command::Serve(_));
+    init_logging(cli.global.verbose + u8::from(serving));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -10,6 +10,7 @@
 //! files directly (the store API does that).
 
 mod fetch;
+mod single;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -70,6 +71,9 @@ pub struct Snapshotter {
     jobs: usize,
     /// Pins hold it shared; gc holds it exclusively, so gc never removes what a pin needs.
     in_flight: RwLock<()>,
+    /// One pin per reference key, one download per blob digest, at a time.
+    keys: single::KeyedLocks,
+    digests: single::KeyedLocks,
 }
 
 /// A manifest reached by the walk, with the blobs it names.
@@ -85,6 +89,8 @@ impl Snapshotter {
             upstreams,
             jobs: jobs.max(1),
             in_flight: RwLock::new(()),
+            keys: single::KeyedLocks::default(),
+            digests: single::KeyedLocks::default(),
         }
     }
 
@@ -106,6 +112,7 @@ impl Snapshotter {
     ) -> Result<PinOutcome, SnapshotError> {
         let _guard = self.in_flight.read().await;
         let key = r.key();
+        let _one = self.keys.lock(&key).await;
         let store_err = |source| SnapshotError::Store {
             reference: r.to_string(),
             source,
@@ -124,6 +131,38 @@ impl Snapshotter {
             already_pinned: false,
             repaired: 0,
         })
+    }
+
+    /// `pin` on a task of its own: a caller that goes away (a client that disconnects)
+    /// does not cancel it.
+    pub async fn pin_detached(
+        self: &Arc<Self>,
+        r: Reference,
+    ) -> Result<PinOutcome, Arc<SnapshotError>> {
+        let this = self.clone();
+        let task = tokio::spawn(async move { this.pin(&r, &Quiet).await });
+        task.await.expect("pin task panicked").map_err(Arc::new)
+    }
+
+    /// Fetch one blob by digest into the store (for a blob asked for but not stored, e.g.
+    /// after an interrupted pull-through), on a task of its own.
+    pub async fn fetch_blob_detached(
+        self: &Arc<Self>,
+        r: Reference,
+        digest: Digest,
+    ) -> Result<(), Arc<SnapshotError>> {
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            let _guard = this.in_flight.read().await;
+            let blob = manifest::Blob {
+                digest,
+                media_type: String::new(),
+                size: None,
+                foreign: false,
+            };
+            fetch::blobs(&this, &r, &[blob], &Quiet).await
+        });
+        task.await.expect("blob task panicked").map_err(Arc::new)
     }
 
     /// A pinned reference: nothing upstream unless blobs went missing (fetched by digest).
@@ -345,6 +384,10 @@ impl Snapshotter {
 
     pub(crate) fn upstreams(&self) -> &Upstreams {
         &self.upstreams
+    }
+
+    pub(crate) fn digest_locks(&self) -> &single::KeyedLocks {
+        &self.digests
     }
 
     pub(crate) fn jobs(&self) -> usize {

@@ -8,6 +8,7 @@ mod list;
 mod pin;
 mod progress;
 mod pull;
+mod serve;
 mod verify;
 
 use std::process::ExitCode;
@@ -36,6 +37,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Evict(args) => evict::run(&config, args),
         Command::Gc(args) => gc::run(&config, args).await,
         Command::Verify(args) => verify::run(&config, args),
+        Command::Serve(args) => serve::run(&config, args).await,
     }
 }
 

@@ -76,6 +76,10 @@ async fn one(
     blob: &Blob,
     progress: &dyn Progress,
 ) -> Result<(), SnapshotError> {
+    let _one = s.digest_locks().lock(blob.digest.hex()).await;
+    if s.store().blobs().contains(&blob.digest) {
+        return Ok(()); // another pin fetched it while this one waited
+    }
     let policy = upstream.retry_policy().clone();
     let mut attempt = 0;
     loop {

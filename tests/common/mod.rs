@@ -6,3 +6,4 @@ pub mod cli;
 pub mod faulty;
 pub mod fixtures;
 pub mod registry;
+pub mod server;

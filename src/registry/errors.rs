@@ -1,0 +1,90 @@
+//! The one place where errors become HTTP answers: status code, the distribution spec's
+//! error code, and the `{"errors":[{code,message,detail}]}` body.
+//! Must not touch: anything but the response.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::paths::PathError;
+use crate::snapshot::SnapshotError;
+use crate::store::StoreError;
+use crate::upstream::UpstreamError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error("manifest unknown: {0}")]
+    ManifestUnknown(String),
+    #[error("blob unknown: {0}")]
+    BlobUnknown(String),
+    #[error("repository has no pinned tags: {0}")]
+    NameUnknown(String),
+    #[error("{0}: this mirror is read-only")]
+    Unsupported(String),
+    #[error(transparent)]
+    Pin(#[from] std::sync::Arc<SnapshotError>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("requested range not satisfiable")]
+    Range,
+}
+
+impl RegistryError {
+    /// Status, spec error code, and the seconds to wait when rate limited.
+    fn classify(&self) -> (StatusCode, &'static str, Option<u64>) {
+        match self {
+            RegistryError::Path(PathError::Unknown(_)) => {
+                (StatusCode::NOT_FOUND, "UNSUPPORTED", None)
+            }
+            RegistryError::Path(PathError::Name(_)) => {
+                (StatusCode::BAD_REQUEST, "NAME_INVALID", None)
+            }
+            RegistryError::Path(PathError::Digest(_)) => {
+                (StatusCode::BAD_REQUEST, "DIGEST_INVALID", None)
+            }
+            RegistryError::Path(PathError::Denied(_)) => (StatusCode::FORBIDDEN, "DENIED", None),
+            RegistryError::ManifestUnknown(_) => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", None),
+            RegistryError::BlobUnknown(_) => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN", None),
+            RegistryError::NameUnknown(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN", None),
+            RegistryError::Unsupported(_) => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", None),
+            RegistryError::Range => (StatusCode::RANGE_NOT_SATISFIABLE, "UNSUPPORTED", None),
+            RegistryError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", None),
+            RegistryError::Pin(e) => classify_pin(e),
+        }
+    }
+}
+
+fn classify_pin(e: &SnapshotError) -> (StatusCode, &'static str, Option<u64>) {
+    match e {
+        SnapshotError::Upstream { source, .. } => match source {
+            UpstreamError::NotFound { .. } => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", None),
+            UpstreamError::RateLimited { retry_after, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOOMANYREQUESTS",
+                Some(*retry_after),
+            ),
+            UpstreamError::Denied { .. } => (StatusCode::FORBIDDEN, "DENIED", None),
+            _ => (StatusCode::BAD_GATEWAY, "UNAVAILABLE", None),
+        },
+        SnapshotError::Manifest { .. } => (StatusCode::BAD_GATEWAY, "MANIFEST_INVALID", None),
+        SnapshotError::Store { source, .. } if source.is_bad_content() => {
+            (StatusCode::BAD_GATEWAY, "BLOB_UNKNOWN", None)
+        }
+        SnapshotError::Store { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", None),
+    }
+}
+
+impl IntoResponse for RegistryError {
+    fn into_response(self) -> Response {
+        let (status, code, retry_after) = self.classify();
+        let body = json!({"errors": [{"code": code, "message": self.to_string(), "detail": null}]});
+        let mut resp = (status, axum::Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}

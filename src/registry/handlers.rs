@@ -1,0 +1,241 @@
+//! Request handlers: thin glue between the routes, the store and the snapshotter.
+
+use std::io::SeekFrom;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::AppState;
+use super::errors::RegistryError;
+use super::paths::{self, Route};
+use crate::reference::{Digest, Reference};
+
+/// Says whether the store already had what was served.
+pub const CACHE_HEADER: &str = "x-stablebuild-cache";
+const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
+
+type Result<T> = std::result::Result<T, RegistryError>;
+
+pub async fn dispatch(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let mut resp = match route(&state, &method, &uri, &headers).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    };
+    let (name, value) = API_VERSION;
+    resp.headers_mut()
+        .insert(name, HeaderValue::from_static(value));
+    resp
+}
+
+async fn route(
+    state: &Arc<AppState>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    let route = paths::route(uri.path())?;
+    if *method != Method::GET && *method != Method::HEAD {
+        return Err(RegistryError::Unsupported(format!(
+            "{method} {}",
+            uri.path()
+        )));
+    }
+    let head = *method == Method::HEAD;
+    let ns = query_param(uri, "ns");
+    match route {
+        Route::Base => Ok((StatusCode::OK, axum::Json(serde_json::json!({}))).into_response()),
+        Route::Upload => Err(RegistryError::Unsupported(format!(
+            "{method} {}",
+            uri.path()
+        ))),
+        Route::Manifest { name, reference } => {
+            let (registry, repo) = paths::resolve(&name, ns.as_deref(), &state.allowed)?;
+            let r = paths::manifest_reference(&registry, &repo, &reference)?;
+            manifest(state, r, head).await
+        }
+        Route::Blob { name, digest } => {
+            let (registry, repo) = paths::resolve(&name, ns.as_deref(), &state.allowed)?;
+            let digest = Digest::parse(&digest).map_err(paths::PathError::Digest)?;
+            let r = Reference::new(&registry, &repo, Some("latest"), None)
+                .map_err(paths::PathError::Name)?;
+            blob(state, r, digest, head, headers).await
+        }
+        Route::Tags { name } => {
+            let (registry, repo) = paths::resolve(&name, ns.as_deref(), &state.allowed)?;
+            tags(state, &registry, &repo, &name)
+        }
+    }
+}
+
+fn query_param(uri: &Uri, key: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| v.to_string())
+    })
+}
+
+/// A manifest by tag or digest: from the store, or pinned first (the whole tag, every
+/// platform) on a miss.
+async fn manifest(state: &Arc<AppState>, r: Reference, head: bool) -> Result<Response> {
+    let store = state.snap.store();
+    let stored = match r.digest() {
+        Some(d) => store.manifest(d)?.map(|_| d.clone()),
+        None => store
+            .tag(&r.key())?
+            .filter(|t| store.missing(t).is_empty())
+            .map(|t| t.digest),
+    };
+    let (digest, cache) = match stored {
+        Some(d) => (d, "hit"),
+        None => {
+            let outcome = state.snap.pin_detached(r.clone()).await?;
+            let digest = r.digest().cloned().unwrap_or(outcome.record.digest);
+            (digest, "miss")
+        }
+    };
+    let (meta, bytes) = store
+        .manifest(&digest)?
+        .ok_or_else(|| RegistryError::ManifestUnknown(r.to_string()))?;
+    let mut resp = Response::new(if head {
+        Body::empty()
+    } else {
+        Body::from(bytes)
+    });
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, value(&meta.media_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.size));
+    identity(h, &digest, cache);
+    Ok(resp)
+}
+
+fn value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
+}
+
+fn identity(h: &mut HeaderMap, digest: &Digest, cache: &'static str) {
+    h.insert("docker-content-digest", value(&digest.to_string()));
+    h.insert(header::ETAG, value(&format!("\"{digest}\"")));
+    h.insert(CACHE_HEADER, HeaderValue::from_static(cache));
+}
+
+/// A blob from the store (fetched by digest first if missing), with single-range support.
+async fn blob(
+    state: &Arc<AppState>,
+    r: Reference,
+    digest: Digest,
+    head: bool,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    let store = state.snap.store();
+    let cache = if store.blobs().contains(&digest) {
+        "hit"
+    } else {
+        state.snap.fetch_blob_detached(r, digest.clone()).await?;
+        "miss"
+    };
+    let path = store.blobs().path(&digest);
+    let mut file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|_| RegistryError::BlobUnknown(digest.to_string()))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| crate::store::StoreError::Io {
+            path: path.clone(),
+            source: e,
+        })?
+        .len();
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(spec) => Some(parse_range(spec, len).ok_or(RegistryError::Range)?),
+        None => None,
+    };
+    let (start, end) = range.unwrap_or((0, len.saturating_sub(1)));
+    let count = if len == 0 { 0 } else { end - start + 1 };
+    let body = if head || count == 0 {
+        Body::empty()
+    } else {
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(|e| crate::store::StoreError::Io { path, source: e })?;
+        Body::from_stream(ReaderStream::with_capacity(file.take(count), 256 * 1024))
+    };
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    identity(h, &digest, cache);
+    if range.is_some() {
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let cr = format!("bytes {start}-{end}/{len}");
+        resp.headers_mut().insert(header::CONTENT_RANGE, value(&cr));
+    }
+    Ok(resp)
+}
+
+/// `bytes=a-b`, `bytes=a-`, `bytes=-n` → inclusive (start, end); None if unsatisfiable or
+/// not a single range.
+pub fn parse_range(spec: &str, len: u64) -> Option<(u64, u64)> {
+    let spec = spec.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || len == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            (len.saturating_sub(n), len - 1)
+        }
+        (a, "") => (a.parse().ok()?, len - 1),
+        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(len - 1)),
+    };
+    (start <= end && start < len).then_some((start, end))
+}
+
+/// The pinned tags of one repository.
+fn tags(state: &Arc<AppState>, registry: &str, repo: &str, name: &str) -> Result<Response> {
+    let prefix = format!("{registry}/{repo}:");
+    let mut tags: Vec<String> = state
+        .snap
+        .store()
+        .tags()?
+        .into_iter()
+        .filter_map(|t| t.key.strip_prefix(&prefix).map(str::to_string))
+        .collect();
+    if tags.is_empty() {
+        return Err(RegistryError::NameUnknown(name.to_string()));
+    }
+    tags.sort();
+    Ok(axum::Json(serde_json::json!({"name": name, "tags": tags})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=50-1000", 100), Some((50, 99)));
+        assert_eq!(parse_range("bytes=100-", 100), None);
+        assert_eq!(parse_range("bytes=5-2", 100), None);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
+    }
+}

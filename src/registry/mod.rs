@@ -1,0 +1,73 @@
+//! `serve`: the store as a read-only Registry v2 / OCI distribution endpoint that pins on a
+//! miss.
+//!
+//! Owns: the HTTP server (axum), request logging, and graceful shutdown. Path and name
+//! parsing live in `paths.rs` (pure), the handlers in `handlers.rs` (thin: they call the
+//! store and the snapshotter), and the mapping of errors to status codes in `errors.rs`.
+//! Must not touch: store files directly, or any upstream the allow-list does not name.
+
+mod errors;
+mod handlers;
+pub mod paths;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tracing::info;
+
+use crate::snapshot::Snapshotter;
+
+pub use errors::RegistryError;
+
+/// Everything a handler needs.
+pub struct AppState {
+    pub snap: Arc<Snapshotter>,
+    /// Registries clients may reach through the mirror.
+    pub allowed: Vec<String>,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .fallback(handlers::dispatch)
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// Serve until `shutdown` resolves; responses in flight are finished first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// One log line per request: method, path, status, bytes, hit/miss, duration.
+async fn log_request(req: Request, next: Next) -> Response {
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_string()
+    };
+    info!(
+        "{method} {uri} {} {} bytes cache={} {:.1?}",
+        resp.status().as_u16(),
+        header("content-length"),
+        header(handlers::CACHE_HEADER),
+        started.elapsed()
+    );
+    resp
+}

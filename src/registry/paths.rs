@@ -1,0 +1,222 @@
+//! Registry v2 request paths → what is asked for, and repository names → which upstream.
+//!
+//! Owns: the URL grammar (`/v2/`, `/v2/<name>/manifests/<ref>`, `/v2/<name>/blobs/<digest>`,
+//! `/v2/<name>/tags/list`, upload paths) and the name rules: mirror mode (`library/ubuntu`
+//! means docker.io), prefix mode (`ubuntu`), a registry host as first path component
+//! (`ghcr.io/org/app`), containerd's `?ns=` parameter, and the allow-list.
+//! Must not touch: anything but strings (pure; unit-tested here).
+
+use crate::reference::{Digest, Reference, ReferenceError, validate_tag};
+
+/// What a request path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Base,
+    Manifest {
+        name: String,
+        reference: String,
+    },
+    Blob {
+        name: String,
+        digest: String,
+    },
+    Tags {
+        name: String,
+    },
+    /// Upload endpoints: the mirror is read-only.
+    Upload,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("no such endpoint: {0}")]
+    Unknown(String),
+    #[error("{0}")]
+    Name(ReferenceError),
+    #[error("{0}")]
+    Digest(ReferenceError),
+    #[error("registry {0} is not in this mirror's allow-list")]
+    Denied(String),
+}
+
+/// Parse the path of a request (without the query string).
+pub fn route(path: &str) -> Result<Route, PathError> {
+    let rest = path
+        .strip_prefix("/v2")
+        .ok_or_else(|| PathError::Unknown(path.into()))?;
+    if rest.is_empty() || rest == "/" {
+        return Ok(Route::Base);
+    }
+    let rest = rest
+        .strip_prefix('/')
+        .ok_or_else(|| PathError::Unknown(path.into()))?;
+    if let Some(name) = rest.strip_suffix("/tags/list") {
+        return Ok(Route::Tags { name: name.into() });
+    }
+    if rest.contains("/blobs/uploads") {
+        return Ok(Route::Upload);
+    }
+    if let Some((name, reference)) = rest.rsplit_once("/manifests/") {
+        return Ok(Route::Manifest {
+            name: name.into(),
+            reference: reference.into(),
+        });
+    }
+    if let Some((name, digest)) = rest.rsplit_once("/blobs/") {
+        return Ok(Route::Blob {
+            name: name.into(),
+            digest: digest.into(),
+        });
+    }
+    Err(PathError::Unknown(path.into()))
+}
+
+/// The upstream registry and repository a request name means.
+pub fn resolve(
+    name: &str,
+    ns: Option<&str>,
+    allowed: &[String],
+) -> Result<(String, String), PathError> {
+    let (first, rest) = name.split_once('/').unwrap_or((name, ""));
+    let is_host = first.contains('.') || first.contains(':') || first == "localhost";
+    let (registry, repo) = match (is_host && !rest.is_empty(), ns) {
+        (true, _) => (first.to_ascii_lowercase(), rest.to_string()),
+        (false, Some(ns)) if !ns.is_empty() => (ns.to_ascii_lowercase(), name.to_string()),
+        _ => ("docker.io".to_string(), name.to_string()),
+    };
+    let registry = match registry.as_str() {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
+        _ => registry,
+    };
+    if !allowed.contains(&registry) {
+        return Err(PathError::Denied(registry));
+    }
+    // Normalise through the reference rules (library/ prefix, validation).
+    let r = Reference::new(&registry, &repo, Some("latest"), None).map_err(PathError::Name)?;
+    Ok((r.registry().to_string(), r.repository().to_string()))
+}
+
+/// A manifest reference: a tag or a digest.
+pub fn manifest_reference(
+    registry: &str,
+    repo: &str,
+    reference: &str,
+) -> Result<Reference, PathError> {
+    if reference.contains(':') {
+        let digest = Digest::parse(reference).map_err(PathError::Digest)?;
+        return Reference::new(registry, repo, None, Some(digest)).map_err(PathError::Name);
+    }
+    validate_tag(reference).map_err(PathError::Name)?;
+    Reference::new(registry, repo, Some(reference), None).map_err(PathError::Name)
+}
+
+/// The registries reachable when the operator names none.
+pub const DEFAULT_ALLOWED: [&str; 7] = [
+    "docker.io",
+    "ghcr.io",
+    "quay.io",
+    "registry.k8s.io",
+    "gcr.io",
+    "public.ecr.aws",
+    "nvcr.io",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed() -> Vec<String> {
+        DEFAULT_ALLOWED.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn routes_parse() {
+        let cases = [
+            ("/v2/", Route::Base),
+            ("/v2", Route::Base),
+            (
+                "/v2/library/ubuntu/manifests/20.04",
+                Route::Manifest {
+                    name: "library/ubuntu".into(),
+                    reference: "20.04".into(),
+                },
+            ),
+            (
+                "/v2/ghcr.io/o/a/blobs/sha256:ab",
+                Route::Blob {
+                    name: "ghcr.io/o/a".into(),
+                    digest: "sha256:ab".into(),
+                },
+            ),
+            (
+                "/v2/ubuntu/tags/list",
+                Route::Tags {
+                    name: "ubuntu".into(),
+                },
+            ),
+            ("/v2/ubuntu/blobs/uploads/", Route::Upload),
+            ("/v2/ubuntu/blobs/uploads/123", Route::Upload),
+        ];
+        for (path, want) in cases {
+            assert_eq!(route(path).unwrap(), want, "{path}");
+        }
+        assert!(matches!(route("/v1/x"), Err(PathError::Unknown(_))));
+        assert!(matches!(route("/v2/x/other"), Err(PathError::Unknown(_))));
+    }
+
+    #[test]
+    fn names_resolve_by_mode() {
+        let a = allowed();
+        let cases = [
+            ("library/ubuntu", None, ("docker.io", "library/ubuntu")),
+            ("ubuntu", None, ("docker.io", "library/ubuntu")),
+            ("ghcr.io/org/app", None, ("ghcr.io", "org/app")),
+            ("org/app", Some("ghcr.io"), ("ghcr.io", "org/app")),
+            ("library/x", Some("docker.io"), ("docker.io", "library/x")),
+            (
+                "docker.io/library/x",
+                Some("docker.io"),
+                ("docker.io", "library/x"),
+            ),
+            ("index.docker.io/x", None, ("docker.io", "library/x")),
+        ];
+        for (name, ns, (reg, repo)) in cases {
+            let got = resolve(name, ns, &a).unwrap();
+            assert_eq!(
+                (got.0.as_str(), got.1.as_str()),
+                (reg, repo),
+                "{name} {ns:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn hosts_outside_the_allow_list_are_denied() {
+        let err = resolve("evil.example.com/x", None, &allowed()).unwrap_err();
+        assert_eq!(err, PathError::Denied("evil.example.com".into()));
+        let err = resolve("x", Some("127.0.0.1:80"), &allowed()).unwrap_err();
+        assert_eq!(err, PathError::Denied("127.0.0.1:80".into()));
+    }
+
+    #[test]
+    fn bad_names_and_digests_are_told_apart() {
+        assert!(matches!(
+            resolve("Library/X", None, &allowed()),
+            Err(PathError::Name(_))
+        ));
+        assert!(matches!(
+            resolve("a/../b", None, &allowed()),
+            Err(PathError::Name(_))
+        ));
+        assert!(matches!(
+            manifest_reference("docker.io", "library/x", "sha256:zz"),
+            Err(PathError::Digest(_))
+        ));
+        assert!(matches!(
+            manifest_reference("docker.io", "library/x", "-tag"),
+            Err(PathError::Name(_))
+        ));
+        let r = manifest_reference("docker.io", "library/x", "1").unwrap();
+        assert_eq!(r.key(), "docker.io/library/x:1");
+    }
+}
