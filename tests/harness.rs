@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use common::fixtures::{self, Pushed};
@@ -44,12 +44,9 @@ async fn check_pushed(url: &str, pushed: &Pushed) -> Value {
         &pushed.digest,
     )
     .await;
-    for (entry, digest) in root["manifests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .zip(&pushed.manifests)
-    {
+    let entries = root["manifests"].as_array().cloned().unwrap_or_default();
+    assert_eq!(entries.len(), pushed.manifests.len(), "{}", pushed.repo);
+    for (entry, digest) in entries.iter().zip(&pushed.manifests) {
         assert_eq!(entry["digest"], **digest);
         let media_type = entry["mediaType"].as_str().expect("entry mediaType");
         fetch_checked(url, &pushed.repo, digest, media_type, digest).await;
@@ -110,6 +107,22 @@ async fn pushed_images_come_back_intact() {
     assert_eq!(big_layer["mediaType"], fixtures::OCI_LAYER_TAR);
     assert!(big_layer["size"].as_u64().unwrap() > fixtures::DEFAULT_BIG_SIZE);
     assert!(pushed[4].total_size > fixtures::DEFAULT_BIG_SIZE);
+    assert_eq!(
+        pushed[4].blobs[1],
+        known_big_digest(fixtures::DEFAULT_BIG_SIZE)
+    );
+}
+
+/// The big layer's digest pinned in images.json for `size` (pushes of that size skip hashing).
+fn known_big_digest(size: u64) -> String {
+    let spec: Value = serde_json::from_str(include_str!("../fixtures/images.json")).unwrap();
+    let big = spec["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "big");
+    let known = &big.unwrap()["random_file"]["known_digests"][size.to_string()];
+    known.as_str().expect("a pinned digest").to_string()
 }
 
 /// The multi index: 3 platforms + attestation, one base layer shared by all platforms.
@@ -313,66 +326,66 @@ async fn skopeo_accepts_the_fixtures() {
         fixtures::push_multi(&url, 0),
         fixtures::push_dockerlist(&url)
     );
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.json");
-    std::fs::write(
-        &policy,
-        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-    )
-    .unwrap();
+    let skopeo = Skopeo::new();
     let source = |p: &Pushed| format!("docker://{}/{}:{}", registry.host(), p.repo, p.tag);
 
-    let raw = skopeo(
-        &policy,
-        &["inspect", "--tls-verify=false", "--raw", &source(&multi)],
-    )
-    .await;
+    let raw = skopeo
+        .run(&["inspect", "--tls-verify=false", "--raw", &source(&multi)])
+        .await;
     assert_eq!(fixtures::sha256_digest(&raw), multi.digest);
 
-    let layout = dir.path().join("oci");
-    let dest = format!("oci:{}:1", layout.display());
-    skopeo(
-        &policy,
-        &[
-            "copy",
-            "--all",
-            "--src-tls-verify=false",
-            &source(&multi),
-            &dest,
-        ],
-    )
-    .await;
-    let copied = std::fs::read_dir(layout.join("blobs/sha256"))
-        .unwrap()
-        .count();
-    assert_eq!(copied, 1 + multi.manifests.len() + multi.blobs.len());
+    let layout = skopeo.dir.path().join("oci");
+    skopeo
+        .copy_all(&source(&multi), &format!("oci:{}:1", layout.display()))
+        .await;
+    let index = json(&std::fs::read(layout.join("index.json")).unwrap());
+    assert_eq!(index["manifests"][0]["digest"], *multi.digest, "index kept");
+    let copied = std::fs::read_dir(layout.join("blobs/sha256")).unwrap();
+    assert_eq!(
+        copied.count(),
+        1 + multi.manifests.len() + multi.blobs.len()
+    );
 
-    let dest = format!("dir:{}", dir.path().join("dockerlist").display());
-    skopeo(
-        &policy,
-        &[
-            "copy",
-            "--all",
-            "--src-tls-verify=false",
-            &source(&dockerlist),
-            &dest,
-        ],
-    )
-    .await;
+    let dir = skopeo.dir.path().join("dockerlist");
+    skopeo
+        .copy_all(&source(&dockerlist), &format!("dir:{}", dir.display()))
+        .await;
 }
 
-/// Runs skopeo with the policy file; panics with its stderr unless it succeeds.
-async fn skopeo(policy: &Path, args: &[&str]) -> Vec<u8> {
-    let output = Command::new("skopeo")
-        .arg("--policy")
-        .arg(policy)
-        .args(args)
-        .output()
-        .await
-        .expect("run skopeo (apt-get install skopeo)");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "skopeo {args:?}: {stderr}");
-    output.stdout
+/// skopeo with a permissive policy file in its own temp dir (also a place for its output).
+struct Skopeo {
+    dir: tempfile::TempDir,
+    policy: PathBuf,
+}
+
+impl Skopeo {
+    fn new() -> Skopeo {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.json");
+        let text = r#"{"default":[{"type":"insecureAcceptAnything"}]}"#;
+        std::fs::write(&policy, text).unwrap();
+        Skopeo { dir, policy }
+    }
+
+    /// Runs skopeo; panics with its stderr unless it succeeds. Returns its stdout.
+    async fn run(&self, args: &[&str]) -> Vec<u8> {
+        let output = Command::new("skopeo")
+            .arg("--policy")
+            .arg(&self.policy)
+            .args(args)
+            .output()
+            .await
+            .expect("run skopeo (apt-get install skopeo)");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "skopeo {args:?}: {stderr}");
+        output.stdout
+    }
+
+    /// `skopeo copy --all` from a plain-http registry.
+    async fn copy_all(&self, source: &str, dest: &str) {
+        let args = ["copy", "--all", "--src-tls-verify=false", source, dest];
+        self.run(&args).await;
+    }
 }
 
 #[test]

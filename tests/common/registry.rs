@@ -101,15 +101,12 @@ impl Registry {
 
     /// The whole log (registry stdout + stderr, all runs) so far.
     pub fn log(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = File::open(self.log_path()) {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
+        let bytes = std::fs::read(self.log_path()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     /// Counts access-log lines whose method is `method` and whose request path (query string
-    /// excluded) contains `path_contains`.
+    /// excluded, `%3A` read as `:`) contains `path_contains`, over all runs of this registry.
     ///
     /// The registry logs a request after its handler returns, which for large blobs can be a
     /// moment after the client has read the last byte. So, while the registry runs, this first
@@ -122,6 +119,7 @@ impl Registry {
             .lines()
             .filter_map(parse_access_line)
             .filter(|(m, path, query)| {
+                let path = path.replace("%3A", ":").replace("%3a", ":");
                 *m == method && path.contains(path_contains) && !query.contains(BARRIER_MARKER)
             })
             .count()
