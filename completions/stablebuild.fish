@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_stablebuild_global_optspecs
-    string join \n store= upstream= json v/verbose h/help V/version
+    string join \n store= upstream= server= token= json v/verbose h/help V/version
 end
 
 function __fish_stablebuild_needs_command
@@ -26,6 +26,8 @@ end
 
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l json -d 'Print results as one JSON document'
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -42,6 +44,8 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s f -l fil
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s j -l jobs -d 'Blobs downloaded in parallel' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l json -d 'Print results as one JSON document'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s h -l help -d 'Print help'
@@ -52,36 +56,49 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l platfor
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -s j -l jobs -d 'Blobs downloaded in parallel when the image has to be pinned first' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l json -d 'Print results as one JSON document'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l json -d 'Print results as one JSON document'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -s h -l help -d 'Print help'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l json -d 'Print results as one JSON document'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -s h -l help -d 'Print help'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l dry-run -d 'Only report what would be removed'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l json -d 'Print results as one JSON document'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -s h -l help -d 'Print help'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l repair -d 'Rebuild the index from the journal and remove corrupt blobs (pin fetches them again)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l json -d 'Print results as one JSON document'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -s h -l help -d 'Print help'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l listen -d 'Address to listen on (use 0.0.0.0:5000 for all interfaces)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l allow -d 'A registry clients may reach through the mirror (repeatable) [default: docker.io, ghcr.io, quay.io, registry.k8s.io, gcr.io, public.ecr.aws, nvcr.io]' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l admin-token -d 'Token for the admin API (pin, list, evict, gc, verify over HTTP) [default: random, written to the store\'s server.json for local commands]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -s j -l jobs -d 'Blobs downloaded in parallel per pull-through pin' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l json -d 'Print results as one JSON document'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -s h -l help -d 'Print help'

@@ -38,6 +38,21 @@ pub struct Global {
     )]
     pub upstream: Vec<String>,
 
+    /// Run pin, list, evict, gc and verify through this stablebuild server (default: the
+    /// server holding --store, if one is running)
+    #[arg(long, global = true, env = "STABLEBUILD_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+
+    /// The server's admin token, for --server
+    #[arg(
+        long,
+        global = true,
+        env = "STABLEBUILD_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
     /// Print results as one JSON document
     #[arg(long, global = true)]
     pub json: bool,
@@ -154,6 +169,16 @@ pub struct ServeArgs {
     /// ghcr.io, quay.io, registry.k8s.io, gcr.io, public.ecr.aws, nvcr.io]
     #[arg(long = "allow", value_name = "REGISTRY")]
     pub allow: Vec<String>,
+
+    /// Token for the admin API (pin, list, evict, gc, verify over HTTP) [default: random,
+    /// written to the store's server.json for local commands]
+    #[arg(
+        long,
+        env = "STABLEBUILD_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
 
     /// Blobs downloaded in parallel per pull-through pin
     #[arg(short, long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]

@@ -21,6 +21,9 @@ pub struct Config {
     pub upstreams: BTreeMap<String, String>,
     pub json: bool,
     pub verbose: u8,
+    /// A server to run commands through (`--server`), and its admin token.
+    pub server: Option<String>,
+    pub token: Option<String>,
 }
 
 impl Config {
@@ -33,6 +36,8 @@ impl Config {
             upstreams: parse_upstreams(&g.upstream)?,
             json: g.json,
             verbose: g.verbose,
+            server: g.server.clone(),
+            token: g.token.clone(),
         })
     }
 }

@@ -4,30 +4,17 @@
 
 use std::process::ExitCode;
 
-use serde::Serialize;
-
-use super::{open_store, parse_refs, print_json};
+use super::{Backend, backend, parse_refs, print_json};
 use crate::cli::EvictArgs;
 use crate::config::Config;
+use crate::ops;
 
-#[derive(Serialize)]
-struct Evicted {
-    reference: String,
-    /// The digest it was pinned at; None when it was not pinned.
-    digest: Option<String>,
-}
-
-pub fn run(config: &Config, args: EvictArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(config: &Config, args: EvictArgs) -> anyhow::Result<ExitCode> {
     let refs = parse_refs(&args.images)?;
-    let store = open_store(config)?;
-    let mut out = Vec::new();
-    for r in &refs {
-        let old = store.evict(&r.key())?;
-        out.push(Evicted {
-            reference: r.key(),
-            digest: old.map(|o| o.digest.to_string()),
-        });
-    }
+    let out = match backend(config)? {
+        Backend::Local(store) => ops::evict(&store, &refs)?,
+        Backend::Remote(remote) => remote.evict(&args.images).await?,
+    };
     if config.json {
         print_json(&out);
         return Ok(ExitCode::SUCCESS);

@@ -2,14 +2,16 @@
 
 use std::process::ExitCode;
 
-use super::{human_size, open_store, print_json, snapshotter};
+use super::{Backend, backend, human_size, print_json, snapshotter};
 use crate::cli::GcArgs;
 use crate::config::Config;
+use crate::ops;
 
 pub async fn run(config: &Config, args: GcArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(config)?;
-    let snap = snapshotter(config, store, 1)?;
-    let report = snap.exclusive(|s| s.gc(args.dry_run)).await?;
+    let report = match backend(config)? {
+        Backend::Local(store) => ops::gc(&snapshotter(config, store, 1)?, args.dry_run).await?,
+        Backend::Remote(remote) => remote.gc(args.dry_run).await?,
+    };
     if config.json {
         print_json(&report);
     } else {

@@ -3,26 +3,13 @@
 
 use std::process::ExitCode;
 
-use serde::Serialize;
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
 
-use super::{human_size, open_store, print_json, timestamp};
+use super::{Backend, backend, human_size, print_json};
 use crate::cli::ListArgs;
 use crate::config::Config;
-use crate::store::Store;
-
-#[derive(Serialize)]
-struct Entry {
-    image: String,
-    digest: String,
-    media_type: String,
-    platforms: Vec<String>,
-    size: u64,
-    pinned_at: Option<String>,
-    complete: bool,
-    missing_blobs: usize,
-}
+use crate::ops::{self, ListEntry};
 
 #[derive(Tabled)]
 struct Row {
@@ -40,12 +27,12 @@ struct Row {
     complete: String,
 }
 
-pub fn run(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(config)?;
-    let mut entries = entries(&store)?;
-    if let Some(filter) = &args.filter {
-        entries.retain(|e| e.image.contains(filter.as_str()));
-    }
+pub async fn run(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let filter = args.filter.as_deref();
+    let entries = match backend(config)? {
+        Backend::Local(store) => ops::list(&store, filter)?,
+        Backend::Remote(remote) => remote.list(filter).await?,
+    };
     if config.json {
         print_json(&entries);
     } else if !entries.is_empty() {
@@ -56,41 +43,7 @@ pub fn run(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn entries(store: &Store) -> anyhow::Result<Vec<Entry>> {
-    let mut out = Vec::new();
-    for r in store.tags()? {
-        let missing = store.missing(&r).len();
-        out.push(Entry {
-            image: r.key.clone(),
-            digest: r.digest.to_string(),
-            media_type: r.media_type.clone(),
-            platforms: r.platforms.clone(),
-            size: r.size,
-            pinned_at: Some(timestamp(r.pinned_at)),
-            complete: missing == 0,
-            missing_blobs: missing,
-        });
-    }
-    for p in store.pendings()? {
-        if out.iter().any(|e| e.image == p.key) {
-            continue;
-        }
-        out.push(Entry {
-            image: p.key,
-            digest: p.digest.to_string(),
-            media_type: p.media_type,
-            platforms: Vec::new(),
-            size: 0,
-            pinned_at: None,
-            complete: false,
-            missing_blobs: 0,
-        });
-    }
-    out.sort_by(|a, b| a.image.cmp(&b.image));
-    Ok(out)
-}
-
-fn row(e: &Entry) -> Row {
+fn row(e: &ListEntry) -> Row {
     let short = e.digest.get(..19).unwrap_or(&e.digest).to_string();
     Row {
         image: e.image.clone(),

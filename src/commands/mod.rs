@@ -19,8 +19,9 @@ use anyhow::Context;
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 use crate::reference::Reference;
+use crate::remote::Remote;
 use crate::snapshot::Snapshotter;
-use crate::store::Store;
+use crate::store::{Store, StoreError, read_server_info};
 use crate::upstream::{RetryPolicy, Upstreams};
 
 /// A mistake in how the command was called: exit code 2.
@@ -33,10 +34,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Pin(args) => pin::run(&config, args).await,
         Command::Pull(args) => pull::run(&config, args).await,
-        Command::List(args) => list::run(&config, args),
-        Command::Evict(args) => evict::run(&config, args),
+        Command::List(args) => list::run(&config, args).await,
+        Command::Evict(args) => evict::run(&config, args).await,
         Command::Gc(args) => gc::run(&config, args).await,
-        Command::Verify(args) => verify::run(&config, args),
+        Command::Verify(args) => verify::run(&config, args).await,
         Command::Serve(args) => serve::run(&config, args).await,
     }
 }
@@ -47,6 +48,34 @@ pub(crate) fn parse_refs(items: &[String]) -> Result<Vec<Reference>, UsageError>
         .iter()
         .map(|s| Reference::parse(s).map_err(|e| UsageError(e.to_string())))
         .collect()
+}
+
+/// Where a command's work happens: on the store itself, or through the server that holds it.
+pub(crate) enum Backend {
+    Local(Arc<Store>),
+    Remote(Remote),
+}
+
+/// `--server` wins; else the store, or the running server that holds it.
+pub(crate) fn backend(config: &Config) -> anyhow::Result<Backend> {
+    if let Some(url) = &config.server {
+        return Ok(Backend::Remote(Remote::new(url, config.token.clone())));
+    }
+    match Store::open(&config.store) {
+        Ok(store) => Ok(Backend::Local(Arc::new(store))),
+        Err(StoreError::Locked { .. }) if read_server_info(&config.store).is_some() => {
+            let info = read_server_info(&config.store).expect("checked above");
+            tracing::info!(
+                "the store is held by server pid {}; going through {}",
+                info.pid,
+                info.url
+            );
+            Ok(Backend::Remote(Remote::new(&info.url, Some(info.token))))
+        }
+        Err(e) => {
+            Err(e).with_context(|| format!("opening the store at {}", config.store.display()))
+        }
+    }
 }
 
 pub(crate) fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
@@ -87,12 +116,6 @@ pub(crate) fn human_size(bytes: u64) -> String {
     }
 }
 
-/// Unix seconds → "2026-11-28T00:33:34Z".
-pub(crate) fn timestamp(secs: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +129,6 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339() {
-        assert_eq!(timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(crate::ops::timestamp(0), "1970-01-01T00:00:00Z");
     }
 }

@@ -1,40 +1,17 @@
 //! `stablebuild pin IMAGE... [-f FILE]`: one result line per image (or one JSON document);
-//! every image is tried, and the exit code is 1 if any failed.
+//! every image is tried, and the exit code is 1 if any failed. Works on the store, or
+//! through the server holding it.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use serde::Serialize;
 
-use super::{UsageError, human_size, open_store, parse_refs, print_json, progress, snapshotter};
+use super::{
+    Backend, UsageError, backend, human_size, parse_refs, print_json, progress, snapshotter,
+};
 use crate::cli::PinArgs;
 use crate::config::Config;
-use crate::snapshot::PinOutcome;
-
-#[derive(Serialize)]
-struct Line {
-    reference: String,
-    digest: String,
-    media_type: String,
-    platforms: Vec<String>,
-    size: u64,
-    already_pinned: bool,
-    repaired: usize,
-}
-
-impl From<&PinOutcome> for Line {
-    fn from(o: &PinOutcome) -> Line {
-        Line {
-            reference: o.reference.clone(),
-            digest: o.record.digest.to_string(),
-            media_type: o.record.media_type.clone(),
-            platforms: o.record.platforms.clone(),
-            size: o.record.size,
-            already_pinned: o.already_pinned,
-            repaired: o.repaired,
-        }
-    }
-}
+use crate::ops::{self, PinLine};
 
 pub async fn run(config: &Config, args: PinArgs) -> anyhow::Result<ExitCode> {
     let mut items = args.images.clone();
@@ -47,37 +24,30 @@ pub async fn run(config: &Config, args: PinArgs) -> anyhow::Result<ExitCode> {
         return Err(UsageError("pin needs at least one IMAGE or -f FILE".into()).into());
     }
     let refs = parse_refs(&items)?;
-    let store = open_store(config)?;
-    let snap = snapshotter(config, store, args.jobs)?;
-    let bars = progress::for_stderr();
-    let (mut lines, mut failed) = (Vec::new(), false);
-    for r in &refs {
-        match snap.pin(r, bars.as_ref()).await {
-            Ok(outcome) => {
-                let line = Line::from(&outcome);
-                if !config.json {
-                    print_line(&line);
-                }
-                lines.push(line);
-            }
-            Err(e) => {
-                failed = true;
-                eprintln!("error: {e}");
-            }
+    let report = match backend(config)? {
+        Backend::Local(store) => {
+            let snap = snapshotter(config, store, args.jobs)?;
+            let bars = progress::for_stderr();
+            ops::pin_all(&snap, &refs, bars.as_ref()).await
         }
-    }
-    drop(bars);
+        Backend::Remote(remote) => remote.pin(&items).await?,
+    };
     if config.json {
-        print_json(&lines);
-    }
-    Ok(if failed {
-        ExitCode::FAILURE
+        print_json(&report.pinned);
     } else {
+        report.pinned.iter().for_each(print_line);
+    }
+    for failure in &report.failed {
+        eprintln!("error: {failure}");
+    }
+    Ok(if report.failed.is_empty() {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }
 
-fn print_line(l: &Line) {
+fn print_line(l: &PinLine) {
     let state = match (l.already_pinned, l.repaired) {
         (false, _) => "pinned".to_string(),
         (true, 0) => "already pinned".to_string(),

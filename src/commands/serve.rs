@@ -1,5 +1,7 @@
-//! `stablebuild serve`: run the registry mirror until SIGTERM or Ctrl-C.
+//! `stablebuild serve`: run the registry mirror until SIGTERM or Ctrl-C. While it runs, the
+//! store's `server.json` tells local commands where to send their work.
 
+use std::io::Read;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use super::{open_store, snapshotter};
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::registry::{self, AppState, paths};
+use crate::store::{ServerInfo, remove_server_info, write_server_info};
 
 pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(config)?;
@@ -28,16 +31,43 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let admin_token = match args.admin_token {
+        Some(t) => t,
+        None => random_token().context("making an admin token")?,
+    };
+    let local = match addr.ip().is_unspecified() {
+        true => format!("http://127.0.0.1:{}", addr.port()),
+        false => format!("http://{addr}"),
+    };
+    let info = ServerInfo {
+        url: local,
+        token: admin_token.clone(),
+        pid: std::process::id(),
+    };
+    write_server_info(&config.store, &info)?;
     info!(
-        "serving {} on http://{addr} (upstreams allowed: {})",
+        "serving {} (upstreams allowed: {})",
         config.store.display(),
         allowed.join(", ")
     );
     eprintln!("listening on http://{addr}");
-    let state = Arc::new(AppState { snap, allowed });
-    registry::serve(listener, state, shutdown_signal()).await?;
+    let state = Arc::new(AppState {
+        snap,
+        allowed,
+        admin_token,
+    });
+    let served = registry::serve(listener, state, shutdown_signal()).await;
+    remove_server_info(&config.store);
+    served?;
     info!("shut down");
     Ok(ExitCode::SUCCESS)
+}
+
+/// 128 random bits, hex.
+fn random_token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 async fn shutdown_signal() {

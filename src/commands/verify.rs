@@ -1,53 +1,74 @@
 //! `stablebuild verify [--repair]`: re-hash every blob; exit 1 when any is corrupt or a
 //! pinned tag reaches a blob the store lacks. `--repair` rebuilds the index from the journal
-//! and removes corrupt blobs, so that `pin` can fetch them again by digest.
+//! (setting aside an index that no longer opens) and removes corrupt blobs, so that `pin`
+//! can fetch them again by digest.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::{human_size, print_json};
+use super::{Backend, backend, human_size, print_json};
 use crate::cli::VerifyArgs;
 use crate::config::Config;
-use crate::store::Store;
+use crate::ops::{self, VerifyOutcome};
+use crate::store::{Store, StoreError};
 
-pub fn run(config: &Config, args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let dir = &config.store;
-    let opened = if args.repair {
-        Store::open_for_repair(dir)
-    } else {
-        Store::open(dir)
+pub async fn run(config: &Config, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let repaired = match args.repair && config.server.is_none() {
+        true => local_repair(config)?,
+        false => None,
     };
-    let store = opened.with_context(|| format!("opening the store at {}", dir.display()))?;
-    if args.repair {
-        let n = store.rebuild_index()?;
-        eprintln!("rebuilt the index from {n} journal entries");
-    }
-    let report = store.verify(args.repair)?;
+    let outcome = match repaired {
+        Some(outcome) => outcome,
+        None => match backend(config)? {
+            Backend::Local(store) => ops::verify(&store, args.repair)?,
+            Backend::Remote(remote) => remote.verify(args.repair).await?,
+        },
+    };
     if config.json {
-        print_json(&report);
+        print_json(&outcome);
     } else {
-        for d in &report.corrupt {
-            let what = if args.repair { "removed" } else { "found" };
-            println!("corrupt  {d}  ({what})");
-        }
-        for (key, d) in &report.missing {
-            println!("missing  {d}  (reached by {key})");
-        }
-        println!(
-            "checked {} blobs ({}): {} corrupt, {} missing",
-            report.checked,
-            human_size(report.bytes),
-            report.corrupt.len(),
-            report.missing.len()
-        );
-        if !report.missing.is_empty() {
-            println!("run `stablebuild pin` on the references above to fetch missing blobs again");
-        }
+        print(&outcome, args.repair);
     }
-    Ok(if report.is_clean() {
+    Ok(if outcome.report.is_clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Repair opens the store even when its index does not open; None when a running server
+/// holds the store (it repairs its own).
+fn local_repair(config: &Config) -> anyhow::Result<Option<VerifyOutcome>> {
+    match Store::open_for_repair(&config.store) {
+        Ok(store) => Ok(Some(ops::verify(&store, true)?)),
+        Err(StoreError::Locked { .. }) => Ok(None),
+        Err(e) => {
+            Err(e).with_context(|| format!("opening the store at {}", config.store.display()))
+        }
+    }
+}
+
+fn print(outcome: &VerifyOutcome, repair: bool) {
+    let report = &outcome.report;
+    if let Some(n) = outcome.rebuilt {
+        eprintln!("rebuilt the index from {n} journal entries");
+    }
+    for d in &report.corrupt {
+        let what = if repair { "removed" } else { "found" };
+        println!("corrupt  {d}  ({what})");
+    }
+    for (key, d) in &report.missing {
+        println!("missing  {d}  (reached by {key})");
+    }
+    println!(
+        "checked {} blobs ({}): {} corrupt, {} missing",
+        report.checked,
+        human_size(report.bytes),
+        report.corrupt.len(),
+        report.missing.len()
+    );
+    if !report.missing.is_empty() {
+        println!("run `stablebuild pin` on the references above to fetch missing blobs again");
+    }
 }

@@ -29,6 +29,10 @@ pub enum RegistryError {
     Store(#[from] StoreError),
     #[error("requested range not satisfiable")]
     Range,
+    #[error("the admin API needs this server's admin token (--token / STABLEBUILD_TOKEN)")]
+    AdminDenied,
+    #[error("{0}")]
+    BadRequest(String),
 }
 
 impl RegistryError {
@@ -50,6 +54,8 @@ impl RegistryError {
             RegistryError::NameUnknown(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN", None),
             RegistryError::Unsupported(_) => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", None),
             RegistryError::Range => (StatusCode::RANGE_NOT_SATISFIABLE, "UNSUPPORTED", None),
+            RegistryError::AdminDenied => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", None),
+            RegistryError::BadRequest(_) => (StatusCode::BAD_REQUEST, "NAME_INVALID", None),
             RegistryError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", None),
             RegistryError::Pin(e) => classify_pin(e),
         }

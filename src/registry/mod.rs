@@ -6,6 +6,7 @@
 //! store and the snapshotter), and the mapping of errors to status codes in `errors.rs`.
 //! Must not touch: store files directly, or any upstream the allow-list does not name.
 
+mod admin;
 mod errors;
 mod handlers;
 pub mod paths;
@@ -29,10 +30,18 @@ pub struct AppState {
     pub snap: Arc<Snapshotter>,
     /// Registries clients may reach through the mirror.
     pub allowed: Vec<String>,
+    /// Bearer token for the admin API.
+    pub admin_token: String,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
+    use axum::routing::post;
     Router::new()
+        .route("/_stablebuild/v1/pin", post(admin::pin))
+        .route("/_stablebuild/v1/list", post(admin::list))
+        .route("/_stablebuild/v1/evict", post(admin::evict))
+        .route("/_stablebuild/v1/gc", post(admin::gc))
+        .route("/_stablebuild/v1/verify", post(admin::verify))
         .fallback(handlers::dispatch)
         .layer(middleware::from_fn(log_request))
         .with_state(state)

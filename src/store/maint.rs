@@ -7,20 +7,20 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
 use crate::manifest::{self, Parsed};
 use crate::reference::Digest;
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct GcReport {
     pub removed: Vec<Digest>,
     pub freed_bytes: u64,
     pub kept: usize,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct VerifyReport {
     pub checked: usize,
     pub bytes: u64,

@@ -3,7 +3,8 @@
 //! Layout: `lock` (held by the one process using the store), `blobs/sha256/…` (verified
 //! content, manifests included, see `blobs.rs`), `tmp/` (downloads in progress, cleared on
 //! open), `journal.jsonl` (append-only tag records, see `journal.rs`) and `index/` (sled, see
-//! `index.rs`, rebuildable from the journal and the blobs).
+//! `index.rs`, rebuildable from the journal and the blobs), `server.json` while `serve`
+//! holds the store (see `handoff.rs`).
 //!
 //! Order of writes for a pin: blobs (verified, fsync'd, renamed) → journal line (fsync'd) →
 //! index. A crash anywhere leaves either no tag record or a complete one; on open, journal
@@ -11,6 +12,7 @@
 //! Must not touch: the network, the terminal.
 
 mod blobs;
+mod handoff;
 mod index;
 mod journal;
 mod lock;
@@ -21,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub use blobs::{BlobWriter, Blobs};
+pub use handoff::{ServerInfo, read_server_info, remove_server_info, write_server_info};
 pub use maint::{GcReport, VerifyReport};
 pub use records::{BlobInfo, ManifestInfo, ManifestMeta, Pending, TagRecord};
 

@@ -1,0 +1,156 @@
+//! The operations behind `pin`, `list`, `evict`, `gc` and `verify`, as data: the commands
+//! print these results, and a running server answers its admin API with the same ones, so
+//! the output is the same whichever process holds the store.
+//! Must not touch: the terminal.
+
+use serde::{Deserialize, Serialize};
+
+use crate::reference::Reference;
+use crate::snapshot::{PinOutcome, Progress, Snapshotter};
+use crate::store::{GcReport, Store, StoreError, VerifyReport};
+
+/// One pinned image.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PinLine {
+    pub reference: String,
+    pub digest: String,
+    pub media_type: String,
+    pub platforms: Vec<String>,
+    pub size: u64,
+    pub already_pinned: bool,
+    pub repaired: usize,
+}
+
+impl From<&PinOutcome> for PinLine {
+    fn from(o: &PinOutcome) -> PinLine {
+        PinLine {
+            reference: o.reference.clone(),
+            digest: o.record.digest.to_string(),
+            media_type: o.record.media_type.clone(),
+            platforms: o.record.platforms.clone(),
+            size: o.record.size,
+            already_pinned: o.already_pinned,
+            repaired: o.repaired,
+        }
+    }
+}
+
+/// Pins that worked and the ones that did not (the message names the image and the cause).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct PinReport {
+    pub pinned: Vec<PinLine>,
+    pub failed: Vec<String>,
+}
+
+/// Pin each reference in turn; one failure does not stop the others.
+pub async fn pin_all(snap: &Snapshotter, refs: &[Reference], progress: &dyn Progress) -> PinReport {
+    let mut report = PinReport::default();
+    for r in refs {
+        match snap.pin(r, progress).await {
+            Ok(outcome) => report.pinned.push(PinLine::from(&outcome)),
+            Err(e) => report.failed.push(e.to_string()),
+        }
+    }
+    report
+}
+
+/// One line of `list`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListEntry {
+    pub image: String,
+    pub digest: String,
+    pub media_type: String,
+    pub platforms: Vec<String>,
+    pub size: u64,
+    pub pinned_at: Option<String>,
+    pub complete: bool,
+    pub missing_blobs: usize,
+}
+
+/// Pinned references (and interrupted pins), sorted, those containing `filter` only.
+pub fn list(store: &Store, filter: Option<&str>) -> Result<Vec<ListEntry>, StoreError> {
+    let mut out = Vec::new();
+    for r in store.tags()? {
+        let missing = store.missing(&r).len();
+        out.push(ListEntry {
+            image: r.key.clone(),
+            digest: r.digest.to_string(),
+            media_type: r.media_type.clone(),
+            platforms: r.platforms.clone(),
+            size: r.size,
+            pinned_at: Some(timestamp(r.pinned_at)),
+            complete: missing == 0,
+            missing_blobs: missing,
+        });
+    }
+    for p in store.pendings()? {
+        if out.iter().any(|e| e.image == p.key) {
+            continue;
+        }
+        out.push(ListEntry {
+            image: p.key,
+            digest: p.digest.to_string(),
+            media_type: p.media_type,
+            platforms: Vec::new(),
+            size: 0,
+            pinned_at: None,
+            complete: false,
+            missing_blobs: 0,
+        });
+    }
+    out.retain(|e| filter.is_none_or(|f| e.image.contains(f)));
+    out.sort_by(|a, b| a.image.cmp(&b.image));
+    Ok(out)
+}
+
+/// One evicted (or not pinned) reference.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Evicted {
+    pub reference: String,
+    /// The digest it was pinned at; None when it was not pinned.
+    pub digest: Option<String>,
+}
+
+pub fn evict(store: &Store, refs: &[Reference]) -> Result<Vec<Evicted>, StoreError> {
+    refs.iter()
+        .map(|r| {
+            let old = store.evict(&r.key())?;
+            Ok(Evicted {
+                reference: r.key(),
+                digest: old.map(|o| o.digest.to_string()),
+            })
+        })
+        .collect()
+}
+
+/// `gc` with no pin in flight.
+pub async fn gc(snap: &Snapshotter, dry_run: bool) -> Result<GcReport, StoreError> {
+    snap.exclusive(|s| s.gc(dry_run)).await
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct VerifyOutcome {
+    /// Journal entries replayed when repairing.
+    pub rebuilt: Option<usize>,
+    #[serde(flatten)]
+    pub report: VerifyReport,
+}
+
+/// `verify` on an open store (with no pin in flight when run by a server).
+pub fn verify(store: &Store, repair: bool) -> Result<VerifyOutcome, StoreError> {
+    let rebuilt = if repair {
+        Some(store.rebuild_index()?)
+    } else {
+        None
+    };
+    Ok(VerifyOutcome {
+        rebuilt,
+        report: store.verify(repair)?,
+    })
+}
+
+/// Unix seconds → "2026-11-28T00:33:34Z".
+pub fn timestamp(secs: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    humantime::format_rfc3339_seconds(t).to_string()
+}

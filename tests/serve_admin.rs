@@ -1,0 +1,133 @@
+//! The CLI next to a running server: pin, list, evict, gc and verify go through the server
+//! that holds the store (same output), `--server URL --token T` reaches a remote mirror,
+//! and mirror clients without the token cannot use the admin API.
+
+mod common;
+
+use common::cli::Sb;
+use common::fixtures;
+use common::registry::Registry;
+use common::server::Server;
+
+async fn manifest_digest(srv: &Server, repo: &str) -> String {
+    let resp = reqwest::get(format!("{}/v2/{repo}/manifests/1", srv.url()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.headers()["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_work_through_the_server_holding_the_store() {
+    let reg = Registry::start().await;
+    let old = fixtures::push_multi(&reg.url(), 0).await;
+    fixtures::push_single(&reg.url()).await;
+    let sb = Sb::new(&reg.url());
+    let srv = Server::start(&sb, &[]).await;
+
+    let pinned = sb.run(&["pin", "multi:1"]).await.ok();
+    assert!(
+        pinned.stdout.contains(&old.digest) && pinned.stdout.ends_with("pinned\n"),
+        "{}",
+        pinned.stdout
+    );
+    assert_eq!(manifest_digest(&srv, "library/multi").await, old.digest);
+    let listed = sb.run(&["list", "--json"]).await.ok().json();
+    assert_eq!(listed[0]["image"], "docker.io/library/multi:1");
+    assert_eq!(listed[0]["complete"], true);
+    let failed = sb.run(&["pin", "nothere:1"]).await;
+    assert_eq!(failed.code, 1);
+    assert!(
+        failed.stderr.contains("docker.io/library/nothere:1"),
+        "{}",
+        failed.stderr
+    );
+
+    let new = fixtures::push_multi(&reg.url(), 1).await;
+    assert_eq!(
+        manifest_digest(&srv, "library/multi").await,
+        old.digest,
+        "pinned until evicted"
+    );
+    let evicted = sb.run(&["evict", "multi:1"]).await.ok();
+    assert!(evicted.stdout.contains("evicted"), "{}", evicted.stdout);
+    assert_eq!(
+        manifest_digest(&srv, "library/multi").await,
+        new.digest,
+        "fetched anew after evict"
+    );
+
+    let gc = sb.run(&["--json", "gc"]).await.ok().json();
+    assert!(
+        !gc["removed"].as_array().unwrap().is_empty(),
+        "the old generation's blobs go: {gc}"
+    );
+    let verify = sb.run(&["verify"]).await.ok();
+    assert!(
+        verify.stdout.contains("0 corrupt, 0 missing"),
+        "{}",
+        verify.stdout
+    );
+    assert!(srv.stop().await.success());
+    assert!(
+        !sb.store().join("server.json").exists(),
+        "the handoff file goes with the server"
+    );
+    sb.run(&["list"]).await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_mirror_is_pre_warmed_with_its_token_and_clients_without_it_are_refused() {
+    let reg = Registry::start().await;
+    let single = fixtures::push_single(&reg.url()).await;
+    let sb = Sb::new(&reg.url());
+    let srv = Server::start(&sb, &["--admin-token", "s3cret"]).await;
+    let other = Sb::new(&reg.url()); // another machine: its own (unused) store
+
+    let refused = other
+        .run(&["--server", &srv.url(), "pin", "single:1"])
+        .await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("admin token"), "{}", refused.stderr);
+    let wrong = other
+        .run(&[
+            "--server",
+            &srv.url(),
+            "--token",
+            "guess",
+            "evict",
+            "single:1",
+        ])
+        .await;
+    assert_eq!(wrong.code, 1, "{}", wrong.stderr);
+
+    let out = other
+        .run(&[
+            "--server",
+            &srv.url(),
+            "--token",
+            "s3cret",
+            "--json",
+            "pin",
+            "single:1",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(out[0]["digest"], single.digest.as_str());
+    assert_eq!(out[0]["already_pinned"], false);
+    assert_eq!(manifest_digest(&srv, "library/single").await, single.digest);
+    assert_eq!(reg.count_requests("GET", "/library/single/manifests/1"), 1);
+
+    let anonymous = reqwest::Client::new()
+        .post(format!("{}/_stablebuild/v1/gc", srv.url()))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    assert!(srv.stop().await.success());
+}
