@@ -279,40 +279,62 @@ impl Snapshotter {
         Ok((info.media_type, bytes))
     }
 
-    /// Every manifest the root reaches (root first), each with the blobs it names.
+    /// Every manifest the root reaches (root first, then index order), each with the blobs
+    /// it names. The manifests of one level are fetched concurrently.
     async fn walk(&self, r: &Reference, root: &ManifestInfo) -> Result<Vec<Walked>, SnapshotError> {
-        let mut queue = vec![root.clone()];
         let mut out: Vec<Walked> = Vec::new();
-        while let Some(info) = queue.pop() {
-            if out.iter().any(|w| w.info.digest == info.digest) {
-                continue;
-            }
-            let (media_type, bytes) = self.stored_or_fetch(r, &info.digest).await?;
-            let parsed = manifest::parse(&info.digest, &media_type, &bytes).map_err(|source| {
-                SnapshotError::Manifest {
-                    reference: r.to_string(),
-                    source,
+        let mut level = vec![root.clone()];
+        while !level.is_empty() {
+            let visits = level.iter().map(|info| self.visit(r, info));
+            let mut next = Vec::new();
+            for (walked, children) in futures_util::future::try_join_all(visits).await? {
+                if out.iter().any(|w| w.info.digest == walked.info.digest) {
+                    continue;
                 }
-            })?;
-            if let Parsed::Index(children) = &parsed {
-                queue.extend(children.iter().rev().map(|c| ManifestInfo {
+                out.push(walked);
+                next.extend(children);
+            }
+            next.retain(|c| !out.iter().any(|w| w.info.digest == c.digest));
+            level = next;
+        }
+        Ok(out)
+    }
+
+    /// One manifest: stored (or fetched), parsed; with the manifests it lists.
+    async fn visit(
+        &self,
+        r: &Reference,
+        info: &ManifestInfo,
+    ) -> Result<(Walked, Vec<ManifestInfo>), SnapshotError> {
+        let (media_type, bytes) = self.stored_or_fetch(r, &info.digest).await?;
+        let parsed = manifest::parse(&info.digest, &media_type, &bytes).map_err(|source| {
+            SnapshotError::Manifest {
+                reference: r.to_string(),
+                source,
+            }
+        })?;
+        let children = match &parsed {
+            Parsed::Index(children) => children
+                .iter()
+                .map(|c| ManifestInfo {
                     digest: c.digest.clone(),
                     media_type: c.media_type.clone(),
                     size: c.size,
                     platform: c.platform.clone(),
-                }));
-            }
-            let info = ManifestInfo {
-                media_type,
-                size: bytes.len() as u64,
-                ..info
-            };
-            out.push(Walked {
-                info,
-                blobs: parsed.blobs(),
-            });
-        }
-        Ok(out)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let info = ManifestInfo {
+            media_type,
+            size: bytes.len() as u64,
+            ..info.clone()
+        };
+        let walked = Walked {
+            info,
+            blobs: parsed.blobs(),
+        };
+        Ok((walked, children))
     }
 
     async fn fetch_blobs(

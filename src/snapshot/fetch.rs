@@ -17,8 +17,9 @@ use crate::reference::{Digest, Reference};
 use crate::store::{BlobWriter, StoreError};
 use crate::upstream::{Upstream, UpstreamError};
 
-/// Chunks in flight between the network and the writer thread.
-const PIPELINE_DEPTH: usize = 64;
+/// Chunks in flight between the network and the writer thread (chunks are up to a few
+/// hundred KiB, so this bounds the memory a slow disk can make a download hold).
+const PIPELINE_DEPTH: usize = 16;
 
 /// Fetch every blob not yet in the store, `jobs` at a time.
 pub(super) async fn blobs(
