@@ -404,7 +404,7 @@ impl Snapshotter {
         manifest::config_platform(&bytes)
     }
 
-    pub(crate) fn upstreams(&self) -> &Upstreams {
+    pub fn upstreams(&self) -> &Upstreams {
         &self.upstreams
     }
 

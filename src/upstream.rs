@@ -16,6 +16,7 @@
 mod auth;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -128,12 +129,22 @@ pub struct FetchedManifest {
     pub digest: Digest,
 }
 
+/// Counts of upstream traffic, for /metrics.
+#[derive(Debug, Default)]
+pub struct UpstreamStats {
+    /// Requests sent (retries and token requests not included).
+    pub requests: AtomicU64,
+    /// Requests that failed for good (after retries).
+    pub failures: AtomicU64,
+}
+
 /// The per-registry clients, created on first use and kept.
 pub struct Upstreams {
     http: reqwest::Client,
     overrides: BTreeMap<String, String>,
     retry: RetryPolicy,
     clients: Mutex<HashMap<String, Arc<Upstream>>>,
+    stats: Arc<UpstreamStats>,
 }
 
 impl Upstreams {
@@ -161,7 +172,23 @@ impl Upstreams {
             overrides,
             retry,
             clients: Mutex::new(HashMap::new()),
+            stats: Arc::default(),
         })
+    }
+
+    pub fn stats(&self) -> &UpstreamStats {
+        &self.stats
+    }
+
+    /// Every registry used so far with the last rate-limit budget it reported.
+    pub fn budgets(&self) -> Vec<(String, RateBudget)> {
+        let clients = self.clients.lock().expect("upstream map lock");
+        let mut out: Vec<_> = clients
+            .values()
+            .filter_map(|c| c.budget().map(|b| (c.registry.clone(), b)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// The endpoint a registry name is reached at.
@@ -185,6 +212,7 @@ impl Upstreams {
                 retry: self.retry.clone(),
                 tokens: auth::TokenCache::default(),
                 budget: Mutex::new(None),
+                stats: self.stats.clone(),
             })
         });
         client.clone()
@@ -199,6 +227,7 @@ pub struct Upstream {
     retry: RetryPolicy,
     tokens: auth::TokenCache,
     budget: Mutex<Option<RateBudget>>,
+    stats: Arc<UpstreamStats>,
 }
 
 impl Upstream {
@@ -320,6 +349,22 @@ impl Upstream {
 
     /// Send a request with auth, retries and rate-limit handling; Ok only for 2xx.
     async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        repo: &str,
+        what: &str,
+        manifest: bool,
+    ) -> Result<Response, UpstreamError> {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let result = self.send_retrying(method, path, repo, what, manifest).await;
+        if result.is_err() {
+            self.stats.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn send_retrying(
         &self,
         method: Method,
         path: &str,

@@ -51,11 +51,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         allowed.join(", ")
     );
     eprintln!("listening on http://{addr}");
-    let state = Arc::new(AppState {
-        snap,
-        allowed,
-        admin_token,
-    });
+    let state = Arc::new(AppState::new(snap, allowed, admin_token));
     let served = registry::serve(listener, state, shutdown_signal()).await;
     remove_server_info(&config.store);
     served?;

@@ -9,6 +9,7 @@
 mod admin;
 mod errors;
 mod handlers;
+mod metrics;
 pub mod paths;
 
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tracing::info;
@@ -32,6 +33,18 @@ pub struct AppState {
     pub allowed: Vec<String>,
     /// Bearer token for the admin API.
     pub admin_token: String,
+    pub metrics: metrics::Metrics,
+}
+
+impl AppState {
+    pub fn new(snap: Arc<Snapshotter>, allowed: Vec<String>, admin_token: String) -> AppState {
+        AppState {
+            snap,
+            allowed,
+            admin_token,
+            metrics: metrics::Metrics::default(),
+        }
+    }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -42,8 +55,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_stablebuild/v1/evict", post(admin::evict))
         .route("/_stablebuild/v1/gc", post(admin::gc))
         .route("/_stablebuild/v1/verify", post(admin::verify))
+        .route("/metrics", axum::routing::get(render_metrics))
         .fallback(handlers::dispatch)
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)
 }
 
@@ -59,8 +73,12 @@ pub async fn serve(
         .await
 }
 
-/// One log line per request: method, path, status, bytes, hit/miss, duration.
-async fn log_request(req: Request, next: Next) -> Response {
+async fn render_metrics(State(state): State<Arc<AppState>>) -> String {
+    state.metrics.render(state.snap.upstreams())
+}
+
+/// One log line per request: method, path, status, bytes, hit/miss, duration; and the counts.
+async fn log_request(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let (method, uri) = (req.method().clone(), req.uri().clone());
     let started = Instant::now();
     let resp = next.run(req).await;
@@ -71,11 +89,19 @@ async fn log_request(req: Request, next: Next) -> Response {
             .unwrap_or("-")
             .to_string()
     };
-    info!(
-        "{method} {uri} {} {} bytes cache={} {:.1?}",
+    let (status, bytes, cache) = (
         resp.status().as_u16(),
         header("content-length"),
         header(handlers::CACHE_HEADER),
+    );
+    let served = if method == axum::http::Method::HEAD {
+        0
+    } else {
+        bytes.parse().unwrap_or(0)
+    };
+    state.metrics.record(status, Some(cache.as_str()), served);
+    info!(
+        "{method} {uri} {status} {bytes} bytes cache={cache} {:.1?}",
         started.elapsed()
     );
     resp
