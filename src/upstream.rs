@@ -357,7 +357,11 @@ impl Upstream {
         manifest: bool,
     ) -> Result<Response, UpstreamError> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let result = self.send_retrying(method, path, repo, what, manifest).await;
+        let url = format!("{}{}", self.base, path);
+        let scope = format!("repository:{repo}:pull");
+        let result = self
+            .send_retrying(method, &url, &scope, what, manifest)
+            .await;
         if result.is_err() {
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -367,32 +371,30 @@ impl Upstream {
     async fn send_retrying(
         &self,
         method: Method,
-        path: &str,
-        repo: &str,
+        url: &str,
+        scope: &str,
         what: &str,
         manifest: bool,
     ) -> Result<Response, UpstreamError> {
-        let url = format!("{}{}", self.base, path);
-        let scope = format!("repository:{repo}:pull");
         let (mut attempt, mut authed) = (0, false);
         loop {
             attempt += 1;
-            let mut req = self.http.request(method.clone(), &url);
+            let mut req = self.http.request(method.clone(), url);
             if manifest {
                 req = req.header(ACCEPT, MANIFEST_TYPES.join(", "));
             }
-            if let Some(token) = self.tokens.get(&scope) {
+            if let Some(token) = self.tokens.get(scope) {
                 req = req.bearer_auth(token);
             }
             let err = match req.send().await {
-                Err(e) => self.unreachable(&url, &e),
+                Err(e) => self.unreachable(url, &e),
                 Ok(resp) => {
                     self.note_budget(resp.headers());
                     match resp.status() {
                         s if s.is_success() => return Ok(resp),
                         StatusCode::UNAUTHORIZED if !authed => {
                             authed = true;
-                            self.authenticate(&resp, &scope, what).await?;
+                            self.authenticate(&resp, scope, what).await?;
                             attempt -= 1;
                             continue;
                         }

@@ -27,6 +27,8 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     // A registry the operator pointed elsewhere with --upstream is reachable too.
     allowed.extend(config.upstreams.keys().cloned());
+    allowed.sort();
+    allowed.dedup();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

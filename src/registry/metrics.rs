@@ -36,48 +36,47 @@ impl Metrics {
     pub fn render(&self, upstreams: &Upstreams) -> String {
         let mut out = String::new();
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let mut counter = |name: &str, help: &str, value: u64| {
+        let stats = upstreams.stats();
+        let counters = [
+            ("requests_total", "Requests answered.", &self.requests),
+            (
+                "request_errors_total",
+                "Requests answered with a 4xx or 5xx status.",
+                &self.errors,
+            ),
+            (
+                "cache_hits_total",
+                "Manifests and blobs served from the store.",
+                &self.hits,
+            ),
+            (
+                "cache_misses_total",
+                "Manifests and blobs fetched upstream first.",
+                &self.misses,
+            ),
+            (
+                "served_bytes_total",
+                "Response bytes (as Content-Length announced).",
+                &self.bytes,
+            ),
+            (
+                "upstream_requests_total",
+                "Requests sent upstream.",
+                &stats.requests,
+            ),
+            (
+                "upstream_failures_total",
+                "Upstream requests that failed after retries.",
+                &stats.failures,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let (name, value) = (format!("stablebuild_{name}"), get(value));
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
             );
-        };
-        counter(
-            "stablebuild_requests_total",
-            "Requests answered.",
-            get(&self.requests),
-        );
-        counter(
-            "stablebuild_request_errors_total",
-            "Requests answered with a 4xx or 5xx status.",
-            get(&self.errors),
-        );
-        counter(
-            "stablebuild_cache_hits_total",
-            "Manifests and blobs served from the store.",
-            get(&self.hits),
-        );
-        counter(
-            "stablebuild_cache_misses_total",
-            "Manifests and blobs fetched upstream first.",
-            get(&self.misses),
-        );
-        counter(
-            "stablebuild_served_bytes_total",
-            "Response bytes (as announced by Content-Length).",
-            get(&self.bytes),
-        );
-        let stats = upstreams.stats();
-        counter(
-            "stablebuild_upstream_requests_total",
-            "Requests sent upstream.",
-            get(&stats.requests),
-        );
-        counter(
-            "stablebuild_upstream_failures_total",
-            "Upstream requests that failed after retries.",
-            get(&stats.failures),
-        );
+        }
         let name = "stablebuild_upstream_ratelimit_remaining";
         let _ = writeln!(
             out,
