@@ -1,0 +1,519 @@
+#!/usr/bin/env bash
+# Benchmark: `stablebuild serve` (the read-only pull-through mirror) against the references
+# the issue names, all in the same run:
+#   1. cached blob GET throughput              vs nginx (sendfile) serving the same file
+#   2. cached manifest GETs by tag (wrk)       vs the distribution registry
+#   3. cold pull of a 256 MiB image (skopeo)   vs skopeo straight from the upstream registry
+#   4. peak memory of the server during 20 concurrent cold pulls of that image
+#
+#   bash bench/serve.sh [--quick] [--runs N] [--big-size BYTES] [--wrk-duration SECS]
+#                       [--pulls N] [--memory-runs N]
+#
+# See bench/README.md. The script is a measurement: it exits 0 when a target is missed, and
+# non-zero only when a command fails.
+set -euo pipefail
+
+usage() {
+    cat <<'USAGE'
+usage: bash bench/serve.sh [options]
+
+  --quick              fast check: 3 runs, wrk 2 s, one memory run
+  --runs N             timed runs per measurement and side (default 5; env BENCH_RUNS)
+  --big-size BYTES     size of the random file in library/big:1 (default 268435456;
+                       env BENCH_BIG_SIZE)
+  --wrk-duration SECS  duration of each wrk run (default 5; env BENCH_WRK_DURATION)
+  --pulls N            concurrent cold pulls for the memory measurement (default 20)
+  --memory-runs N      repetitions of the concurrent-pull measurement (default 3)
+  -h, --help           this text
+
+Honours CARGO_TARGET_DIR (default target/) and TMPDIR (default /tmp).
+USAGE
+}
+
+# ------------------------------------------------------------------------------------------
+# Options
+# ------------------------------------------------------------------------------------------
+runs=${BENCH_RUNS:-5}
+big_size=${BENCH_BIG_SIZE:-268435456}
+wrk_duration=${BENCH_WRK_DURATION:-5}
+pulls=20
+memory_runs=3
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) runs=3; wrk_duration=2; memory_runs=1; shift ;;
+        --runs) runs=${2:?--runs needs a value}; shift 2 ;;
+        --runs=*) runs=${1#*=}; shift ;;
+        --big-size) big_size=${2:?--big-size needs a value}; shift 2 ;;
+        --big-size=*) big_size=${1#*=}; shift ;;
+        --wrk-duration) wrk_duration=${2:?--wrk-duration needs a value}; shift 2 ;;
+        --wrk-duration=*) wrk_duration=${1#*=}; shift ;;
+        --pulls) pulls=${2:?--pulls needs a value}; shift 2 ;;
+        --pulls=*) pulls=${1#*=}; shift ;;
+        --memory-runs) memory_runs=${2:?--memory-runs needs a value}; shift 2 ;;
+        --memory-runs=*) memory_runs=${1#*=}; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "bench/serve.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+for pair in "runs:$runs:1" "big-size:$big_size:1" "wrk-duration:$wrk_duration:1" \
+    "pulls:$pulls:1" "memory-runs:$memory_runs:1"; do
+    IFS=: read -r name value min <<<"$pair"
+    if ! [[ $value =~ ^[0-9]+$ ]] || [ "$value" -lt "$min" ]; then
+        echo "bench/serve.sh: --$name must be an integer >= $min (got '$value')" >&2
+        exit 2
+    fi
+done
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { echo "bench/serve.sh: $*" >&2; exit 1; }
+
+# A relative CARGO_TARGET_DIR means relative to where the script was started.
+if [ -n "${CARGO_TARGET_DIR:-}" ]; then
+    CARGO_TARGET_DIR=$(realpath -m -- "$CARGO_TARGET_DIR")
+    export CARGO_TARGET_DIR
+fi
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+# Flags are passed explicitly; make sure nothing in the caller's environment changes them.
+unset STABLEBUILD_STORE STABLEBUILD_UPSTREAM STABLEBUILD_SERVER STABLEBUILD_ADMIN_TOKEN RUST_LOG
+
+# ------------------------------------------------------------------------------------------
+# Debian packages
+# ------------------------------------------------------------------------------------------
+need_packages() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$p")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        log "installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+        # The package may start a system registry on :5000; this script never uses it.
+        if [[ " ${missing[*]} " == *" docker-registry "* ]]; then
+            systemctl disable --now docker-registry >/dev/null 2>&1 || true
+        fi
+    fi
+}
+need_packages docker-registry skopeo time curl nginx wrk
+
+# ------------------------------------------------------------------------------------------
+# Build (cargo reports where the binaries are, wherever the target dir is)
+# ------------------------------------------------------------------------------------------
+log "building stablebuild and the load_fixtures example (release)"
+build_start=$SECONDS
+build_json=$(cargo build --release --bin stablebuild --example load_fixtures \
+    --message-format=json-render-diagnostics)
+executable() {
+    # $1: target name. Prints the path of the executable cargo built for it.
+    printf '%s\n' "$build_json" |
+        grep '"reason":"compiler-artifact"' |
+        grep "\"name\":\"$1\"" |
+        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1
+}
+sb_bin=$(executable stablebuild)
+loader_bin=$(executable load_fixtures)
+for b in "$sb_bin" "$loader_bin"; do
+    if [ -z "$b" ] || [ ! -x "$b" ]; then
+        die "cargo did not report the built binaries"
+    fi
+done
+build_seconds=$((SECONDS - build_start))
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+
+# ------------------------------------------------------------------------------------------
+# Work dir, processes, cleanup
+# ------------------------------------------------------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/stablebuild-bench.XXXXXX")
+registry_pid=""
+nginx_pid=""
+sb_pid=""
+pull_pids=()
+stop_pid() { # PID: TERM it and reap it
+    if [ -n "$1" ]; then
+        kill "$1" 2>/dev/null || true
+        wait "$1" 2>/dev/null || true
+    fi
+}
+cleanup() {
+    local status=$? p
+    for p in "${pull_pids[@]}"; do stop_pid "$p"; done
+    stop_pid "$sb_pid"
+    stop_pid "$nginx_pid"
+    stop_pid "$registry_pid"
+    rm -rf -- "$work"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+policy=$work/policy.json
+printf '%s\n' '{"default":[{"type":"insecureAcceptAnything"}]}' >"$policy"
+runs_dir=$work/runs
+mkdir -p "$work/registry" "$runs_dir"
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_registry() {
+    local attempt port i code
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+        port=$((20000 + RANDOM % 40000))
+        if [ "$port" -eq 5000 ] || port_in_use "$port"; then continue; fi
+        cat >"$work/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $work/registry
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+  secret: $(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+EOF
+        docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+        registry_pid=$!
+        for i in $(seq 1 100); do
+            if ! kill -0 "$registry_pid" 2>/dev/null; then break; fi
+            code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" || true)
+            if [ "$code" = 200 ]; then
+                registry_port=$port
+                return 0
+            fi
+            sleep 0.1
+        done
+        kill "$registry_pid" 2>/dev/null || true
+        wait "$registry_pid" 2>/dev/null || true
+        registry_pid=""
+        log "registry did not come up on port $port; trying another"
+        tail -n 5 "$work/registry.log" >&2 || true
+    done
+    echo "bench/serve.sh: could not start docker-registry" >&2
+    exit 1
+}
+registry_port=""
+start_registry
+registry=127.0.0.1:$registry_port
+log "registry at http://$registry (pid $registry_pid)"
+
+log "loading fixtures (big image: $big_size bytes)"
+"$loader_bin" "http://$registry" --big-size "$big_size" >"$work/fixtures.txt"
+grep -q '^library/big:1 ' "$work/fixtures.txt" && grep -q '^library/multi:1 ' "$work/fixtures.txt" ||
+    { cat "$work/fixtures.txt" >&2; die "load_fixtures did not report library/big:1 and library/multi:1"; }
+
+accept='application/vnd.oci.image.index.v1+json,application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.list.v2+json,application/vnd.docker.distribution.manifest.v2+json'
+
+# The big layer: the only blob in the upstream's storage of at least big_size bytes (a tar of
+# the random file, so a little larger).
+big_data=$(find "$work/registry" -path '*/blobs/sha256/*/data' -type f -size "+$((big_size - 1))c" | head -n 1)
+[ -n "$big_data" ] || die "no blob of $big_size bytes in the registry's storage"
+big_digest=sha256:$(basename "$(dirname "$big_data")")
+blob_size=$(stat -c %s "$big_data")
+sync # the pushes leave dirty data; nothing measured should pay for writing it back
+
+# ------------------------------------------------------------------------------------------
+# stablebuild serve and nginx
+# ------------------------------------------------------------------------------------------
+# start_sb STORE: starts `stablebuild serve` on a free loopback port with a store STORE;
+# its stderr goes to $work/sb.log (never the terminal). Sets sb_pid and mirror.
+start_sb() {
+    local store=$1 i addr=""
+    "$sb_bin" --store "$store" --upstream "docker.io=http://$registry" \
+        serve --listen 127.0.0.1:0 >"$work/sb.out" 2>"$work/sb.log" &
+    sb_pid=$!
+    for i in $(seq 1 200); do
+        addr=$(sed -n 's|^listening on http://||p' "$work/sb.log" | head -n 1)
+        if [ -n "$addr" ]; then break; fi
+        kill -0 "$sb_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if [ -z "$addr" ]; then
+        cat "$work/sb.log" >&2
+        die "stablebuild serve did not start"
+    fi
+    mirror=$addr
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$mirror/v2/")" = 200 ] ||
+        die "stablebuild serve at $mirror does not answer GET /v2/ with 200"
+}
+stop_sb() { stop_pid "$sb_pid"; sb_pid=""; }
+
+start_nginx() {
+    local attempt port i
+    mkdir -p "$work/nginx/logs" "$work/nginx/tmp" "$work/nginx/html"
+    cp -- "$big_data" "$work/nginx/html/blob"
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+        port=$((20000 + RANDOM % 40000))
+        if port_in_use "$port"; then continue; fi
+        cat >"$work/nginx/nginx.conf" <<NGINX
+daemon off;
+worker_processes 1;
+$( [ "$(id -u)" = 0 ] && echo 'user root;' )
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    default_type application/octet-stream;
+    client_body_temp_path $work/nginx/tmp/body;
+    proxy_temp_path $work/nginx/tmp/proxy;
+    fastcgi_temp_path $work/nginx/tmp/fastcgi;
+    uwsgi_temp_path $work/nginx/tmp/uwsgi;
+    scgi_temp_path $work/nginx/tmp/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        root $work/nginx/html;
+    }
+}
+NGINX
+        "$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$work/nginx/logs/stderr" 2>&1 &
+        nginx_pid=$!
+        for i in $(seq 1 100); do
+            kill -0 "$nginx_pid" 2>/dev/null || break
+            if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/blob" -r 0-0)" = 206 ]; then
+                nginx_port=$port
+                return 0
+            fi
+            sleep 0.05
+        done
+        stop_pid "$nginx_pid"
+        nginx_pid=""
+        log "nginx did not come up on port $port; trying another"
+        cat "$work/nginx/logs/stderr" "$work/nginx/logs/error.log" >&2 2>/dev/null || true
+    done
+    die "could not start nginx"
+}
+
+now_us() { local t=$EPOCHREALTIME; printf '%s' "${t//[!0-9]/}"; }
+median() { # column of FILE
+    awk -v c="$1" '{ print $c }' "$2" | sort -g | awk '
+        { v[NR] = $1 }
+        END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+cpu_pressure() { sed -n 's/^some avg10=[^ ]* avg60=\([^ ]*\) avg300=\([^ ]*\).*/\1% (1 min), \2% (5 min)/p' \
+    /proc/pressure/cpu 2>/dev/null || true; }
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+pressure_start=$(cpu_pressure)
+measure_start=$SECONDS
+
+# ------------------------------------------------------------------------------------------
+# 1. Cached blob GET throughput
+# ------------------------------------------------------------------------------------------
+# get_blob NAME URL RESULT: one `curl -o /dev/null`; appends bytes/s to RESULT.
+get_blob() {
+    local out code size speed
+    out=$(curl -s -o /dev/null -w '%{http_code} %{size_download} %{speed_download}' "$2") ||
+        die "curl $2 failed ($1)"
+    read -r code size speed <<<"$out"
+    [ "$code" = 200 ] && [ "$size" = "$blob_size" ] ||
+        die "$1: GET $2 answered $code with $size bytes (want 200, $blob_size)"
+    echo "$speed" >>"$3"
+}
+start_nginx
+log "nginx at http://127.0.0.1:$nginx_port (pid $nginx_pid)"
+start_sb "$runs_dir/store-cached"
+log "stablebuild serve at http://$mirror (pid $sb_pid)"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Accept: $accept" \
+    "http://$mirror/v2/library/big/manifests/1")
+[ "$code" = 200 ] || die "pinning library/big:1 through the mirror answered $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Accept: $accept" \
+    "http://$mirror/v2/library/multi/manifests/1")
+[ "$code" = 200 ] || die "pinning library/multi:1 through the mirror answered $code"
+sync
+sb_blob_url=http://$mirror/v2/library/big/blobs/$big_digest
+nginx_blob_url=http://127.0.0.1:$nginx_port/blob
+log "1. blob GET: 1 warmup + $runs timed runs per server ($blob_size bytes, $big_digest)"
+get_blob stablebuild "$sb_blob_url" /dev/null
+get_blob nginx "$nginx_blob_url" /dev/null
+: >"$work/blob.sb"
+: >"$work/blob.nginx"
+for ((i = 0; i < runs; i++)); do
+    if ((i % 2 == 0)); then
+        get_blob stablebuild "$sb_blob_url" "$work/blob.sb"
+        get_blob nginx "$nginx_blob_url" "$work/blob.nginx"
+    else
+        get_blob nginx "$nginx_blob_url" "$work/blob.nginx"
+        get_blob stablebuild "$sb_blob_url" "$work/blob.sb"
+    fi
+done
+stop_pid "$nginx_pid"
+nginx_pid=""
+
+# ------------------------------------------------------------------------------------------
+# 2. Cached manifest GETs by tag
+# ------------------------------------------------------------------------------------------
+# run_wrk NAME URL RESULT: one wrk run; appends requests/s to RESULT.
+run_wrk() {
+    local out rps
+    out=$(wrk -t2 -c8 "-d${wrk_duration}s" -H "Accept: $accept" "$2" 2>&1) ||
+        { echo "$out" >&2; die "wrk against $1 failed"; }
+    if grep -q 'Non-2xx or 3xx responses' <<<"$out"; then
+        echo "$out" >&2
+        die "wrk: $1 answered errors"
+    fi
+    rps=$(sed -n 's/^Requests\/sec:[[:space:]]*//p' <<<"$out")
+    [ -n "$rps" ] || { echo "$out" >&2; die "wrk printed no Requests/sec for $1"; }
+    echo "$rps" >>"$3"
+}
+sb_manifest_url=http://$mirror/v2/library/multi/manifests/1
+reg_manifest_url=http://$registry/v2/library/multi/manifests/1
+for u in "$sb_manifest_url" "$reg_manifest_url"; do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Accept: $accept" "$u")" = 200 ] ||
+        die "GET $u did not answer 200"
+done
+log "2. manifest GETs: $runs wrk runs of ${wrk_duration}s per server"
+: >"$work/wrk.sb"
+: >"$work/wrk.registry"
+for ((i = 0; i < runs; i++)); do
+    if ((i % 2 == 0)); then order=(sb registry); else order=(registry sb); fi
+    for who in "${order[@]}"; do
+        if [ "$who" = sb ]; then
+            run_wrk stablebuild "$sb_manifest_url" "$work/wrk.sb"
+        else
+            run_wrk registry "$reg_manifest_url" "$work/wrk.registry"
+        fi
+    done
+done
+stop_sb
+
+# ------------------------------------------------------------------------------------------
+# 3. Cold pull through the mirror vs straight from the upstream
+# ------------------------------------------------------------------------------------------
+# pull_one mirror|direct RESULT: one skopeo copy of library/big:1 into a fresh OCI dir; for
+# the mirror, through a server with a fresh empty store (started and stopped untimed).
+pull_one() {
+    local how=$1 result=$2 dir src t0 t1
+    dir=$(mktemp -d "$runs_dir/oci.XXXXXX")
+    if [ "$how" = mirror ]; then
+        start_sb "$(mktemp -d "$runs_dir/store.XXXXXX")"
+        src=$mirror
+    else
+        src=$registry
+    fi
+    t0=$(now_us)
+    skopeo --policy "$policy" copy --src-tls-verify=false \
+        "docker://$src/library/big:1" "oci:$dir:1" >"$work/pull.out" 2>&1 ||
+        { cat "$work/pull.out" >&2; die "skopeo copy from $how ($src) failed"; }
+    t1=$(now_us)
+    [ -s "$dir/index.json" ] || die "skopeo left no $dir/index.json"
+    if [ "$how" = mirror ]; then stop_sb; fi
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f\n", (b - a) / 1e6 }' >>"$result"
+    rm -rf -- "$runs_dir"/oci.* "$runs_dir"/store.*
+    sync
+}
+log "3. cold pull of library/big:1: 1 warmup + $runs timed runs per way"
+pull_one mirror /dev/null
+pull_one direct /dev/null
+: >"$work/pull.mirror"
+: >"$work/pull.direct"
+for ((i = 0; i < runs; i++)); do
+    if ((i % 2 == 0)); then order=(mirror direct); else order=(direct mirror); fi
+    for how in "${order[@]}"; do pull_one "$how" "$work/pull.$how"; done
+done
+
+# ------------------------------------------------------------------------------------------
+# 4. Peak memory during concurrent cold pulls
+# ------------------------------------------------------------------------------------------
+log "4. $pulls concurrent cold pulls of library/big:1, $memory_runs time(s)"
+: >"$work/mem"
+for ((r = 0; r < memory_runs; r++)); do
+    start_sb "$(mktemp -d "$runs_dir/store.XXXXXX")"
+    pull_pids=()
+    t0=$(now_us)
+    for ((p = 0; p < pulls; p++)); do
+        skopeo --policy "$policy" copy --src-tls-verify=false \
+            "docker://$mirror/library/big:1" "oci:$runs_dir/oci.$p:1" \
+            >"$work/cpull.$p" 2>&1 &
+        pull_pids+=($!)
+    done
+    failed=0
+    for p in "${!pull_pids[@]}"; do
+        wait "${pull_pids[$p]}" || { failed=1; cat "$work/cpull.$p" >&2; }
+    done
+    pull_pids=()
+    t1=$(now_us)
+    [ "$failed" = 0 ] || die "a concurrent skopeo copy through the mirror failed"
+    hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$sb_pid/status")
+    stop_sb
+    awk -v a="$t0" -v b="$t1" -v m="$hwm" 'BEGIN { printf "%d %.3f\n", m, (b - a) / 1e6 }' >>"$work/mem"
+    rm -rf -- "$runs_dir"/oci.* "$runs_dir"/store.*
+    sync
+done
+
+# ------------------------------------------------------------------------------------------
+# Report
+# ------------------------------------------------------------------------------------------
+measure_seconds=$((SECONDS - measure_start))
+fs_type=$(df -PT "$runs_dir" | awk 'NR == 2 { print $2 }')
+fs_dev=$(df -PT "$runs_dir" | awk 'NR == 2 { print $1 }')
+echo
+echo "== machine"
+echo "date:            $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "host:            $(uname -srm), nproc $(nproc)," \
+    "$(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
+echo "cpu:             $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+echo "load average:    $load_start before measuring, $(cut -d' ' -f1-3 /proc/loadavg) after"
+if [ -n "$pressure_start" ]; then
+    echo "cpu pressure:    $pressure_start before measuring, $(cpu_pressure) after"
+fi
+echo "work dir:        $runs_dir ($fs_type on $fs_dev; stores and OCI dirs here)"
+rev=$(git rev-parse --short HEAD 2>/dev/null || echo 'no git')
+if [ -n "$(git --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+    rev="$rev + local changes"
+fi
+echo "stablebuild:     $("$sb_bin" --version) ($rev)"
+echo "server stderr:   to a file in the work dir, never the terminal (default log level: warn)"
+echo "nginx:           $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //') (sendfile on, 1 worker)"
+echo "registry:        $(docker-registry --version)"
+echo "skopeo:          $(skopeo --version)"
+echo "wrk:             $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2)"
+echo "settings:        runs=$runs big-size=$big_size wrk=-t2 -c8 -d${wrk_duration}s" \
+    "pulls=$pulls memory-runs=$memory_runs"
+echo
+
+echo "== per-run values"
+printf '%-28s' "blob GET MB/s stablebuild"; awk '{ printf " %.0f", $1 / 1e6 }' "$work/blob.sb"; echo
+printf '%-28s' "blob GET MB/s nginx"; awk '{ printf " %.0f", $1 / 1e6 }' "$work/blob.nginx"; echo
+printf '%-28s' "manifest req/s stablebuild"; awk '{ printf " %.0f", $1 }' "$work/wrk.sb"; echo
+printf '%-28s' "manifest req/s registry"; awk '{ printf " %.0f", $1 }' "$work/wrk.registry"; echo
+printf '%-28s' "cold pull s via mirror"; awk '{ printf " %.3f", $1 }' "$work/pull.mirror"; echo
+printf '%-28s' "cold pull s direct"; awk '{ printf " %.3f", $1 }' "$work/pull.direct"; echo
+printf '%-28s' "$pulls pulls: VmHWM MiB/wall s"; awk '{ printf " %.1f/%.1f", $1 / 1024, $2 }' "$work/mem"; echo
+echo
+
+met=0
+total=4
+verdict() { # A B EXPR: sets v to PASS when EXPR (over a and b) holds, else MISS
+    v=$(awk -v a="$1" -v b="$2" "BEGIN { print ($3) ? \"PASS\" : \"MISS\" }")
+    if [ "$v" = PASS ]; then met=$((met + 1)); fi
+}
+echo "== medians of $runs runs (ratio = stablebuild / reference)"
+row='%-34s %12s %12s %7s %9s %5s\n'
+printf "$row" measurement stablebuild reference ratio target ""
+a=$(median 1 "$work/blob.sb"); b=$(median 1 "$work/blob.nginx")
+verdict "$a" "$b" 'a >= 0.9 * b'
+printf "$row" "1. blob GET MB/s (vs nginx)" "$(awk -v x="$a" 'BEGIN { printf "%.0f", x / 1e6 }')" \
+    "$(awk -v x="$b" 'BEGIN { printf "%.0f", x / 1e6 }')" \
+    "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')" ">=0.9" "$v"
+a=$(median 1 "$work/wrk.sb"); b=$(median 1 "$work/wrk.registry")
+verdict "$a" "$b" 'a >= 3 * b'
+printf "$row" "2. manifest req/s (vs registry)" "$(printf '%.0f' "$a")" "$(printf '%.0f' "$b")" \
+    "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')" ">=3" "$v"
+a=$(median 1 "$work/pull.mirror"); b=$(median 1 "$work/pull.direct")
+verdict "$a" "$b" 'a <= 1.15 * b'
+printf "$row" "3. cold pull s (vs direct)" "$(printf '%.3f' "$a")" "$(printf '%.3f' "$b")" \
+    "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')" "<=1.15" "$v"
+# Every memory run must stay under the limit: the verdict uses the largest peak.
+a=$(sort -g "$work/mem" | tail -n 1 | awk '{ print $1 / 1024 }')
+verdict "$a" 128 'a < b'
+printf "$row" "4. peak RSS MiB, $pulls cold pulls" "$(printf '%.1f' "$a")" - - "<128" "$v"
+echo
+echo "targets met: $met of $total; big image: $big_size bytes;" \
+    "total time ${SECONDS}s (build ${build_seconds}s, measuring ${measure_seconds}s)"
