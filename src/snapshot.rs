@@ -235,6 +235,15 @@ impl Snapshotter {
         r: &Reference,
         reference: &str,
     ) -> Result<ManifestInfo, SnapshotError> {
+        Ok(self.fetch_manifest_bytes(r, reference).await?.0)
+    }
+
+    /// `fetch_manifest`, also handing back the bytes it stored.
+    async fn fetch_manifest_bytes(
+        &self,
+        r: &Reference,
+        reference: &str,
+    ) -> Result<(ManifestInfo, Vec<u8>), SnapshotError> {
         let upstream = self.upstreams.get(r.registry());
         let fetched = upstream
             .manifest(r.repository(), reference)
@@ -249,12 +258,13 @@ impl Snapshotter {
                 reference: r.to_string(),
                 source,
             })?;
-        Ok(ManifestInfo {
+        let info = ManifestInfo {
             digest: fetched.digest,
             media_type: fetched.media_type,
             size: fetched.bytes.len() as u64,
             platform: None,
-        })
+        };
+        Ok((info, fetched.bytes))
     }
 
     /// A manifest from the store, or fetched by digest when not there yet.
@@ -270,12 +280,7 @@ impl Snapshotter {
         if let Some((meta, bytes)) = self.store.manifest(digest).map_err(store_err)? {
             return Ok((meta.media_type, bytes));
         }
-        let info = self.fetch_manifest(r, &digest.to_string()).await?;
-        let (_, bytes) = self
-            .store
-            .manifest(digest)
-            .map_err(store_err)?
-            .ok_or_else(|| store_err(StoreError::BlobMissing(info.digest.clone())))?;
+        let (info, bytes) = self.fetch_manifest_bytes(r, &digest.to_string()).await?;
         Ok((info.media_type, bytes))
     }
 

@@ -14,6 +14,7 @@ use super::AppState;
 use super::errors::RegistryError;
 use super::paths::{self, Route};
 use crate::reference::{Digest, Reference};
+use crate::store::StoreError;
 
 /// Says whether the store already had what was served.
 pub const CACHE_HEADER: &str = "x-stablebuild-cache";
@@ -88,24 +89,27 @@ fn query_param(uri: &Uri, key: &str) -> Option<String> {
 /// platform) on a miss.
 async fn manifest(state: &Arc<AppState>, r: Reference, head: bool) -> Result<Response> {
     let store = state.snap.store();
-    let stored = match r.digest() {
-        Some(d) => store.manifest(d)?.map(|_| d.clone()),
-        None => store
-            .tag(&r.key())?
-            .filter(|t| store.missing(t).is_empty())
-            .map(|t| t.digest),
+    let known = match r.digest() {
+        Some(d) => Some(d.clone()),
+        None => store.tag(&r.key())?.map(|t| t.digest),
     };
-    let (digest, cache) = match stored {
-        Some(d) => (d, "hit"),
+    // A tag record exists only once everything it reaches was stored; a blob lost since
+    // (verify --repair) is fetched again by digest when a client asks for it.
+    let hit = match &known {
+        Some(d) => store.manifest(d)?.map(|m| (d.clone(), m)),
+        None => None,
+    };
+    let (digest, (meta, bytes), cache) = match hit {
+        Some((digest, m)) => (digest, m, "hit"),
         None => {
             let outcome = state.snap.pin_detached(r.clone()).await?;
             let digest = r.digest().cloned().unwrap_or(outcome.record.digest);
-            (digest, "miss")
+            let m = store
+                .manifest(&digest)?
+                .ok_or_else(|| RegistryError::ManifestUnknown(r.to_string()))?;
+            (digest, m, "miss")
         }
     };
-    let (meta, bytes) = store
-        .manifest(&digest)?
-        .ok_or_else(|| RegistryError::ManifestUnknown(r.to_string()))?;
     let mut resp = Response::new(if head {
         Body::empty()
     } else {
@@ -151,10 +155,7 @@ async fn blob(
     let len = file
         .metadata()
         .await
-        .map_err(|e| crate::store::StoreError::Io {
-            path: path.clone(),
-            source: e,
-        })?
+        .map_err(|e| StoreError::io(&path, e))?
         .len();
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(spec) => Some(parse_range(spec, len).ok_or(RegistryError::Range)?),
@@ -167,7 +168,7 @@ async fn blob(
     } else {
         file.seek(SeekFrom::Start(start))
             .await
-            .map_err(|e| crate::store::StoreError::Io { path, source: e })?;
+            .map_err(|e| StoreError::io(&path, e))?;
         Body::from_stream(ReaderStream::with_capacity(file.take(count), 256 * 1024))
     };
     let mut resp = Response::new(body);

@@ -66,7 +66,7 @@ fn pid_hint(pid: &Option<u32>) -> String {
 }
 
 impl StoreError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> StoreError {
+    pub fn io(path: &Path, source: std::io::Error) -> StoreError {
         StoreError::Io {
             path: path.to_path_buf(),
             source,
