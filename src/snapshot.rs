@@ -11,6 +11,11 @@
 
 mod fetch;
 mod single;
+mod tee;
+mod through;
+
+pub use tee::Tee;
+pub use through::BlobSource;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,6 +53,8 @@ pub trait Progress: Send + Sync {
     fn blob_started(&self, _digest: &Digest, _size: Option<u64>) {}
     fn blob_advanced(&self, _digest: &Digest, _bytes: u64) {}
     fn blob_finished(&self, _digest: &Digest) {}
+    /// Every manifest the root reaches is stored (blobs may still be downloading).
+    fn manifests_stored(&self, _root: &Digest) {}
 }
 
 /// A `Progress` that shows nothing.
@@ -74,6 +81,10 @@ pub struct Snapshotter {
     /// One pin per reference key, one download per blob digest, at a time.
     keys: single::KeyedLocks,
     digests: single::KeyedLocks,
+    /// Blobs being written, for clients that read them meanwhile.
+    tees: tee::Tees,
+    /// Pull-through pins in flight, by reference key.
+    pulls: through::Pulls,
 }
 
 /// A manifest reached by the walk, with the blobs it names.
@@ -91,6 +102,8 @@ impl Snapshotter {
             in_flight: RwLock::new(()),
             keys: single::KeyedLocks::default(),
             digests: single::KeyedLocks::default(),
+            tees: tee::Tees::default(),
+            pulls: through::Pulls::default(),
         }
     }
 
@@ -122,6 +135,7 @@ impl Snapshotter {
         }
         let root = self.root(r).await?;
         let walked = self.walk(r, &root).await?;
+        progress.manifests_stored(&root.digest);
         self.fetch_blobs(r, &walked, progress).await?;
         let record = self.record(r, &root, walked)?;
         let record = self.store.record_tag(record).map_err(store_err)?;
@@ -131,38 +145,6 @@ impl Snapshotter {
             already_pinned: false,
             repaired: 0,
         })
-    }
-
-    /// `pin` on a task of its own: a caller that goes away (a client that disconnects)
-    /// does not cancel it.
-    pub async fn pin_detached(
-        self: &Arc<Self>,
-        r: Reference,
-    ) -> Result<PinOutcome, Arc<SnapshotError>> {
-        let this = self.clone();
-        let task = tokio::spawn(async move { this.pin(&r, &Quiet).await });
-        task.await.expect("pin task panicked").map_err(Arc::new)
-    }
-
-    /// Fetch one blob by digest into the store (for a blob asked for but not stored, e.g.
-    /// after an interrupted pull-through), on a task of its own.
-    pub async fn fetch_blob_detached(
-        self: &Arc<Self>,
-        r: Reference,
-        digest: Digest,
-    ) -> Result<(), Arc<SnapshotError>> {
-        let this = self.clone();
-        let task = tokio::spawn(async move {
-            let _guard = this.in_flight.read().await;
-            let blob = manifest::Blob {
-                digest,
-                media_type: String::new(),
-                size: None,
-                foreign: false,
-            };
-            fetch::blobs(&this, &r, &[blob], &Quiet).await
-        });
-        task.await.expect("blob task panicked").map_err(Arc::new)
     }
 
     /// A pinned reference: nothing upstream unless blobs went missing (fetched by digest).
@@ -180,6 +162,7 @@ impl Snapshotter {
         {
             self.fetch_manifest(r, &m.digest.to_string()).await?;
         }
+        progress.manifests_stored(&record.digest);
         let blobs: Vec<_> = record
             .blobs
             .iter()
@@ -415,6 +398,10 @@ impl Snapshotter {
 
     pub(crate) fn digest_locks(&self) -> &single::KeyedLocks {
         &self.digests
+    }
+
+    pub(crate) fn tees(&self) -> &tee::Tees {
+        &self.tees
     }
 
     pub(crate) fn jobs(&self) -> usize {

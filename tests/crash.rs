@@ -56,7 +56,10 @@ async fn a_pin_killed_mid_layer_resumes_and_verifies_clean() {
     let sb = Sb::new(&reg.url());
     let mut pin = spawn_pin(&sb, &["big:1"]).await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while partial_bytes(&sb) < 8 << 20 {
+    let config = &big.blobs[0];
+    // Kill once the config is stored and the layer is part-way (a loaded machine may still
+    // be fsyncing the config when the layer has started).
+    while partial_bytes(&sb) < 8 << 20 || !sb.blob_path(config).exists() {
         assert!(
             Instant::now() < deadline,
             "the layer download never started"
@@ -89,7 +92,6 @@ async fn a_pin_killed_mid_layer_resumes_and_verifies_clean() {
         verify.stdout
     );
     // The config, verified before the kill, was not fetched again.
-    let config = &big.blobs[0];
     assert_eq!(reg.count_requests("GET", &format!("/blobs/{config}")), 1);
 }
 

@@ -74,6 +74,8 @@ async fn manifests_and_blobs_carry_exact_headers_and_come_from_the_store_after_a
     );
     assert_eq!(head.bytes().await.unwrap().len(), 0, "HEAD has no body");
 
+    // The manifest was answered once stored; the pin goes on to every platform's blobs.
+    srv.wait_pinned(&sb, "multi:1").await;
     let get = send(Method::GET, &format!("{base}/v2/multi/manifests/1"), &[]).await;
     assert_eq!(header(&get, "x-stablebuild-cache"), "hit");
     assert_eq!(get.bytes().await.unwrap().to_vec(), upstream_bytes);

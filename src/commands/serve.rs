@@ -12,6 +12,7 @@ use super::{open_store, snapshotter};
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::registry::{self, AppState, paths};
+use crate::snapshot::Snapshotter;
 use crate::store::{ServerInfo, remove_server_info, write_server_info};
 
 pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -53,12 +54,25 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         allowed.join(", ")
     );
     eprintln!("listening on http://{addr}");
-    let state = Arc::new(AppState::new(snap, allowed, admin_token));
+    let state = Arc::new(AppState::new(snap.clone(), allowed, admin_token));
     let served = registry::serve(listener, state, shutdown_signal()).await;
+    finish_pulls(&snap).await;
     remove_server_info(&config.store);
     served?;
     info!("shut down");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Let pull-throughs still downloading (their clients may be gone) finish, for a while;
+/// one cut short resumes on the next request for it.
+async fn finish_pulls(snap: &Snapshotter) {
+    let wait = std::time::Duration::from_secs(10);
+    if tokio::time::timeout(wait, snap.exclusive(|_| ()))
+        .await
+        .is_err()
+    {
+        info!("pulls still in flight after {wait:?}; they resume on the next request");
+    }
 }
 
 /// 128 random bits, hex.

@@ -14,6 +14,7 @@ use super::AppState;
 use super::errors::RegistryError;
 use super::paths::{self, Route};
 use crate::reference::{Digest, Reference};
+use crate::snapshot::{BlobSource, Tee};
 use crate::store::StoreError;
 
 /// Says whether the store already had what was served.
@@ -85,8 +86,8 @@ fn query_param(uri: &Uri, key: &str) -> Option<String> {
     })
 }
 
-/// A manifest by tag or digest: from the store, or pinned first (the whole tag, every
-/// platform) on a miss.
+/// A manifest by tag or digest: from the store, or on a miss pinned (the whole tag, every
+/// platform) and answered once every manifest is stored, the blobs still downloading.
 async fn manifest(state: &Arc<AppState>, r: Reference, head: bool) -> Result<Response> {
     let store = state.snap.store();
     let known = match r.digest() {
@@ -102,8 +103,8 @@ async fn manifest(state: &Arc<AppState>, r: Reference, head: bool) -> Result<Res
     let (digest, (meta, bytes), cache) = match hit {
         Some((digest, m)) => (digest, m, "hit"),
         None => {
-            let outcome = state.snap.pin_detached(r.clone()).await?;
-            let digest = r.digest().cloned().unwrap_or(outcome.record.digest);
+            let root = state.snap.pin_through(r.clone()).await?;
+            let digest = r.digest().cloned().unwrap_or(root);
             let m = store
                 .manifest(&digest)?
                 .ok_or_else(|| RegistryError::ManifestUnknown(r.to_string()))?;
@@ -133,7 +134,8 @@ fn identity(h: &mut HeaderMap, digest: &Digest, cache: &'static str) {
     h.insert(CACHE_HEADER, HeaderValue::from_static(cache));
 }
 
-/// A blob from the store (fetched by digest first if missing), with single-range support.
+/// A blob from the store; on a miss, fetched by digest (or joined, when a pin is already
+/// fetching it) and streamed while it is written. Single ranges are served from the store.
 async fn blob(
     state: &Arc<AppState>,
     r: Reference,
@@ -141,14 +143,40 @@ async fn blob(
     head: bool,
     headers: &HeaderMap,
 ) -> Result<Response> {
-    let store = state.snap.store();
-    let cache = if store.blobs().contains(&digest) {
-        "hit"
-    } else {
-        state.snap.fetch_blob_detached(r, digest.clone()).await?;
-        "miss"
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let hit = match state.snap.blob_source(r, digest.clone()).await? {
+        BlobSource::Stored { hit } => hit,
+        BlobSource::Writing(tee) => match tee.size().filter(|n| *n > 0 && range.is_none()) {
+            Some(size) => return Ok(streamed(tee, &digest, size, head)),
+            None if tee.finished().await => false,
+            None => return Err(RegistryError::BlobUnknown(digest.to_string())),
+        },
     };
-    let path = store.blobs().path(&digest);
+    let cache = if hit { "hit" } else { "miss" };
+    stored(state, &digest, cache, head, range).await
+}
+
+/// A blob still being written: the bytes as they arrive (the last after it is verified).
+fn streamed(tee: Arc<Tee>, digest: &Digest, size: u64, head: bool) -> Response {
+    let body = if head {
+        Body::empty()
+    } else {
+        Body::from_stream(tee.stream(size))
+    };
+    let mut resp = Response::new(body);
+    blob_headers(resp.headers_mut(), size, digest, "miss");
+    resp
+}
+
+/// A stored blob, whole or one range of it.
+async fn stored(
+    state: &Arc<AppState>,
+    digest: &Digest,
+    cache: &'static str,
+    head: bool,
+    range: Option<&str>,
+) -> Result<Response> {
+    let path = state.snap.store().blobs().path(digest);
     let mut file = tokio::fs::File::open(&path)
         .await
         .map_err(|_| RegistryError::BlobUnknown(digest.to_string()))?;
@@ -157,7 +185,7 @@ async fn blob(
         .await
         .map_err(|e| StoreError::io(&path, e))?
         .len();
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+    let range = match range {
         Some(spec) => Some(parse_range(spec, len).ok_or(RegistryError::Range)?),
         None => None,
     };
@@ -172,20 +200,23 @@ async fn blob(
         Body::from_stream(ReaderStream::with_capacity(file.take(count), 256 * 1024))
     };
     let mut resp = Response::new(body);
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    identity(h, &digest, cache);
+    blob_headers(resp.headers_mut(), count, digest, cache);
     if range.is_some() {
         *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
         let cr = format!("bytes {start}-{end}/{len}");
         resp.headers_mut().insert(header::CONTENT_RANGE, value(&cr));
     }
     Ok(resp)
+}
+
+fn blob_headers(h: &mut HeaderMap, len: u64, digest: &Digest, cache: &'static str) {
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    identity(h, digest, cache);
 }
 
 /// `bytes=a-b`, `bytes=a-`, `bytes=-n` → inclusive (start, end); None if unsatisfiable or

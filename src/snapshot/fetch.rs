@@ -4,6 +4,7 @@
 //! Owns: moving bytes from an upstream stream into a `BlobWriter` on a blocking thread and
 //! retrying a blob whose transfer failed or whose bytes were wrong. Wrong bytes never reach
 //! the store: the writer verifies before it renames.
+//! Each transfer is opened as a `Tee`, so that clients can read the blob as it is written.
 //! Must not touch: tag records.
 
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 use tokio::sync::mpsc;
 use tracing::warn;
 
+use super::tee::Tee;
 use super::{Progress, SnapshotError, Snapshotter};
 use crate::manifest::Blob;
 use crate::reference::{Digest, Reference};
@@ -128,8 +130,11 @@ async fn transfer(
         .blobs()
         .writer(&blob.digest, expected)
         .map_err(Failure::Store)?;
+    let reader = writer.reader().map_err(Failure::Store)?;
+    let guard = s.tees().open(&blob.digest, expected, reader);
+    let tee = guard.tee();
     let (tx, rx) = mpsc::channel(PIPELINE_DEPTH);
-    let worker = tokio::task::spawn_blocking(move || write_all(writer, rx));
+    let worker = tokio::task::spawn_blocking(move || write_all(writer, rx, &tee));
     let sent = pump(body, &tx, &blob.digest, progress).await;
     drop(tx);
     let written = worker.await.expect("blob writer thread panicked");
@@ -160,11 +165,23 @@ async fn pump(
 }
 
 /// Write chunks until End, then commit; a channel closed before End aborts the blob.
-fn write_all(mut writer: BlobWriter, mut rx: mpsc::Receiver<Chunk>) -> Result<(), StoreError> {
+/// Readers of the tee see each chunk once it is in the file.
+fn write_all(
+    mut writer: BlobWriter,
+    mut rx: mpsc::Receiver<Chunk>,
+    tee: &Tee,
+) -> Result<(), StoreError> {
     while let Some(chunk) = rx.blocking_recv() {
         match chunk {
-            Chunk::Data(bytes) => writer.write(&bytes)?,
-            Chunk::End => return writer.commit(),
+            Chunk::Data(bytes) => {
+                writer.write(&bytes)?;
+                tee.advance(writer.written());
+            }
+            Chunk::End => {
+                writer.commit()?;
+                tee.commit();
+                return Ok(());
+            }
         }
     }
     Ok(()) // aborted: dropping the writer removes its temp file; the sender says why

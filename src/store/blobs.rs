@@ -171,6 +171,12 @@ impl BlobWriter {
         self.written
     }
 
+    /// A read-only handle on the bytes written so far (they are not verified until
+    /// `commit`); it stays valid after the rename, on the committed blob.
+    pub fn reader(&self) -> Result<File, StoreError> {
+        File::open(&self.tmp).map_err(|e| StoreError::io(&self.tmp, e))
+    }
+
     /// Verify size and digest, fsync, and make the blob visible under its digest.
     pub fn commit(mut self) -> Result<(), StoreError> {
         if let Some(expected) = self.expected.filter(|e| self.written != *e) {

@@ -66,6 +66,9 @@ pub enum Fault {
     Truncate(usize),
     /// Wait this long, then answer normally.
     Stall(Duration),
+    /// Full headers and the first N bytes, then a wait, then the rest: a slow transfer
+    /// caught in the middle. A HEAD leaves it queued for the next GET.
+    Pause { after: usize, wait: Duration },
 }
 
 /// The running server; dropping it (or [`Faulty::shutdown`]) stops it.
@@ -283,7 +286,10 @@ impl Shared {
     fn next_fault(&self, path: &str, head: bool) -> Option<Fault> {
         let mut script = self.script();
         let queue = script.faults.get_mut(path)?;
-        let spoils_body = matches!(queue.front()?, Fault::WrongBytes | Fault::Truncate(_));
+        let spoils_body = matches!(
+            queue.front()?,
+            Fault::WrongBytes | Fault::Truncate(_) | Fault::Pause { .. }
+        );
         if head && spoils_body {
             return None;
         }
@@ -374,6 +380,7 @@ async fn handle(
     match fault {
         Some(Fault::WrongBytes) if !head => payload.corrupted().into_response(false),
         Some(Fault::Truncate(keep)) if !head => payload.truncated(keep),
+        Some(Fault::Pause { after, wait }) if !head => payload.paused(after, wait),
         _ => payload.into_response(head),
     }
 }
@@ -531,6 +538,19 @@ impl Payload {
         };
         let sent = futures_util::stream::iter([Ok(sent)]);
         let body = sent.chain(futures_util::stream::once(drop_connection));
+        self.response(Body::from_stream(body))
+    }
+
+    /// The first `after` bytes, a pause of `wait`, then the rest.
+    fn paused(self, after: usize, wait: Duration) -> Response {
+        let cut = after.min(self.bytes.len());
+        let (first, rest) = (self.bytes.slice(..cut), self.bytes.slice(cut..));
+        let rest = async move {
+            tokio::time::sleep(wait).await;
+            Ok::<Bytes, std::io::Error>(rest)
+        };
+        let first = futures_util::stream::iter([Ok(first)]);
+        let body = first.chain(futures_util::stream::once(rest));
         self.response(Body::from_stream(body))
     }
 }

@@ -55,6 +55,23 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Wait until a pull-through of `image` (a `list` filter) has pinned it completely: the
+    /// manifest is answered before the blobs are all stored.
+    pub async fn wait_pinned(&self, sb: &Sb, image: &str) -> serde_json::Value {
+        for _ in 0..300 {
+            let listed = sb.run(&["--json", "list", image]).await.ok().json();
+            let done = listed.as_array().and_then(|a| {
+                a.iter()
+                    .find(|e| e["complete"] == true && !e["pinned_at"].is_null())
+            });
+            if let Some(entry) = done {
+                return entry.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{image} was not pinned within 30 s; log:\n{}", self.log());
+    }
+
     /// SIGTERM, then wait for a clean exit.
     pub async fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("running") as i32;

@@ -1,0 +1,258 @@
+//! Blobs being written, readable while they are written: a client that asks for a layer a
+//! pin is still downloading is streamed the bytes already on disk and then the rest as they
+//! arrive, from the same single upstream fetch.
+//!
+//! Owns: the table of blobs in flight (digest → `Tee`) and reading a temp file as it grows.
+//! A reader never gets the last byte of a blob before the store has verified and committed
+//! it, so a client never receives a complete body that the store rejected: on a failure the
+//! stream ends with an error (the connection is cut short, and the client retries).
+//! Must not touch: the store's files other than through the read handle it is given.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::sync::watch;
+
+use crate::reference::Digest;
+
+/// Bytes read per chunk by a streaming reader.
+const CHUNK: u64 = 256 * 1024;
+
+/// Where a blob's write stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// This many bytes are in the temp file (not yet verified).
+    Writing(u64),
+    /// Verified and visible in the store.
+    Committed,
+    /// The transfer failed; the temp file is gone or going.
+    Failed,
+}
+
+/// One blob being written, with a read handle on its temp file.
+pub struct Tee {
+    size: Option<u64>,
+    file: Arc<File>,
+    stage: watch::Sender<Stage>,
+}
+
+impl Tee {
+    /// The blob's size, when the manifest or the upstream said it.
+    pub fn size(&self) -> Option<u64> {
+        self.size
+    }
+
+    pub(super) fn advance(&self, written: u64) {
+        self.stage.send_replace(Stage::Writing(written));
+    }
+
+    pub(super) fn commit(&self) {
+        self.stage.send_replace(Stage::Committed);
+    }
+
+    fn fail_unless_committed(&self) {
+        self.stage.send_if_modified(|s| {
+            let writing = matches!(s, Stage::Writing(_));
+            if writing {
+                *s = Stage::Failed;
+            }
+            writing
+        });
+    }
+
+    /// Wait until the write ends; true when the blob was committed.
+    pub async fn finished(&self) -> bool {
+        let mut rx = self.stage.subscribe();
+        let stage = rx
+            .wait_for(|s| !matches!(s, Stage::Writing(_)))
+            .await
+            .map(|s| *s);
+        matches!(stage, Ok(Stage::Committed))
+    }
+
+    /// The whole blob (`total` bytes) as it is written; the last byte only after commit.
+    pub fn stream(self: Arc<Self>, total: u64) -> impl Stream<Item = io::Result<Bytes>> {
+        let rx = self.stage.subscribe();
+        futures_util::stream::try_unfold((self, rx, 0u64), move |(tee, mut rx, pos)| async move {
+            if pos >= total {
+                return Ok(None);
+            }
+            let limit = loop {
+                let limit = match *rx.borrow_and_update() {
+                    Stage::Committed => total,
+                    Stage::Writing(n) => n.min(total - 1),
+                    Stage::Failed => return Err(io::Error::other("upstream transfer failed")),
+                };
+                if limit > pos {
+                    break limit;
+                }
+                rx.changed().await.map_err(io::Error::other)?;
+            };
+            let bytes = tee.read_at(pos, (limit - pos).min(CHUNK)).await?;
+            let next = pos + bytes.len() as u64;
+            Ok(Some((bytes, (tee, rx, next))))
+        })
+    }
+
+    async fn read_at(&self, pos: u64, len: u64) -> io::Result<Bytes> {
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; len as usize];
+            let n = file.read_at(&mut buf, pos)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "blob shorter than written",
+                ));
+            }
+            buf.truncate(n);
+            Ok(Bytes::from(buf))
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+}
+
+/// The blobs in flight, and a counter that moves whenever one starts.
+pub struct Tees {
+    map: Mutex<HashMap<Digest, Arc<Tee>>>,
+    opened: watch::Sender<u64>,
+}
+
+impl Default for Tees {
+    fn default() -> Tees {
+        Tees {
+            map: Mutex::default(),
+            opened: watch::channel(0).0,
+        }
+    }
+}
+
+impl Tees {
+    /// Watch this before `get` to learn of a blob that starts after it.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.opened.subscribe()
+    }
+
+    pub fn get(&self, digest: &Digest) -> Option<Arc<Tee>> {
+        self.map.lock().expect("tees").get(digest).cloned()
+    }
+
+    /// A blob starts being written to the temp file that `file` reads. The entry goes away,
+    /// marked failed unless committed, when the guard is dropped.
+    pub(super) fn open(&self, digest: &Digest, size: Option<u64>, file: File) -> TeeGuard<'_> {
+        let tee = Arc::new(Tee {
+            size,
+            file: Arc::new(file),
+            stage: watch::channel(Stage::Writing(0)).0,
+        });
+        self.map
+            .lock()
+            .expect("tees")
+            .insert(digest.clone(), tee.clone());
+        self.opened.send_modify(|n| *n += 1);
+        TeeGuard {
+            tees: self,
+            digest: digest.clone(),
+            tee,
+        }
+    }
+}
+
+pub(super) struct TeeGuard<'a> {
+    tees: &'a Tees,
+    digest: Digest,
+    tee: Arc<Tee>,
+}
+
+impl TeeGuard<'_> {
+    pub fn tee(&self) -> Arc<Tee> {
+        self.tee.clone()
+    }
+}
+
+impl Drop for TeeGuard<'_> {
+    fn drop(&mut self) {
+        self.tee.fail_unless_committed();
+        let mut map = self.tees.map.lock().expect("tees");
+        if map
+            .get(&self.digest)
+            .is_some_and(|t| Arc::ptr_eq(t, &self.tee))
+        {
+            map.remove(&self.digest);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use std::io::Write;
+
+    fn digest() -> Digest {
+        Digest::from_sha256([7u8; 32])
+    }
+
+    fn setup() -> (tempfile::TempDir, File, Tees) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        let writer = File::create(&path).unwrap();
+        (dir, writer, Tees::default())
+    }
+
+    fn reader(dir: &tempfile::TempDir) -> File {
+        File::open(dir.path().join("blob")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_reader_gets_bytes_as_written_and_the_last_only_after_commit() {
+        let (dir, mut w, tees) = setup();
+        let guard = tees.open(&digest(), Some(6), reader(&dir));
+        let tee = tees.get(&digest()).unwrap();
+        let mut stream = Box::pin(tee.clone().stream(6));
+        w.write_all(b"abc").unwrap();
+        tee.advance(3);
+        assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"abc");
+        w.write_all(b"def").unwrap();
+        tee.advance(6);
+        assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"de");
+        let last = tokio::time::timeout(std::time::Duration::from_millis(50), stream.next());
+        assert!(last.await.is_err(), "the last byte waits for the commit");
+        tee.commit();
+        assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"f");
+        assert!(stream.next().await.is_none());
+        drop(guard);
+        assert!(tees.get(&digest()).is_none());
+        assert!(tee.finished().await);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_ends_the_stream_with_an_error() {
+        let (dir, mut w, tees) = setup();
+        let guard = tees.open(&digest(), Some(4), reader(&dir));
+        let tee = guard.tee();
+        let mut stream = Box::pin(tee.clone().stream(4));
+        w.write_all(b"xyzw").unwrap();
+        tee.advance(4);
+        assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"xyz");
+        drop(guard); // the writer gave up (wrong digest, dropped connection)
+        assert!(stream.next().await.unwrap().is_err());
+        assert!(!tee.finished().await);
+    }
+
+    #[tokio::test]
+    async fn subscribers_learn_of_new_blobs() {
+        let (dir, _w, tees) = setup();
+        let mut opened = tees.subscribe();
+        assert!(tees.get(&digest()).is_none());
+        let _guard = tees.open(&digest(), None, reader(&dir));
+        opened.changed().await.unwrap();
+        assert!(tees.get(&digest()).is_some());
+    }
+}
