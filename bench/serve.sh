@@ -12,6 +12,8 @@
 # See bench/README.md. The script is a measurement: it exits 0 when a target is missed, and
 # non-zero only when a command fails.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 usage() {
     cat <<'USAGE'
@@ -55,155 +57,34 @@ while [ $# -gt 0 ]; do
         *) echo "bench/serve.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
 done
-for pair in "runs:$runs:1" "big-size:$big_size:1" "wrk-duration:$wrk_duration:1" \
-    "pulls:$pulls:1" "memory-runs:$memory_runs:1"; do
-    IFS=: read -r name value min <<<"$pair"
-    if ! [[ $value =~ ^[0-9]+$ ]] || [ "$value" -lt "$min" ]; then
-        echo "bench/serve.sh: --$name must be an integer >= $min (got '$value')" >&2
-        exit 2
-    fi
-done
+check_integers "runs:$runs:1" "big-size:$big_size:1" "wrk-duration:$wrk_duration:1" \
+    "pulls:$pulls:1" "memory-runs:$memory_runs:1"
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { echo "bench/serve.sh: $*" >&2; exit 1; }
-
-# A relative CARGO_TARGET_DIR means relative to where the script was started.
-if [ -n "${CARGO_TARGET_DIR:-}" ]; then
-    CARGO_TARGET_DIR=$(realpath -m -- "$CARGO_TARGET_DIR")
-    export CARGO_TARGET_DIR
-fi
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+enter_root
 # Flags are passed explicitly; make sure nothing in the caller's environment changes them.
 unset STABLEBUILD_STORE STABLEBUILD_UPSTREAM STABLEBUILD_SERVER STABLEBUILD_ADMIN_TOKEN RUST_LOG
 
 # ------------------------------------------------------------------------------------------
-# Debian packages
+# Packages, build, work dir, registry, fixtures (see bench/lib.sh)
 # ------------------------------------------------------------------------------------------
-need_packages() {
-    local missing=() p
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-            missing+=("$p")
-    done
-    if [ "${#missing[@]}" -gt 0 ]; then
-        log "installing ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}"
-        # The package may start a system registry on :5000; this script never uses it.
-        if [[ " ${missing[*]} " == *" docker-registry "* ]]; then
-            systemctl disable --now docker-registry >/dev/null 2>&1 || true
-        fi
-    fi
-}
 need_packages docker-registry skopeo time curl nginx wrk
-
-# ------------------------------------------------------------------------------------------
-# Build (cargo reports where the binaries are, wherever the target dir is)
-# ------------------------------------------------------------------------------------------
-log "building stablebuild and the load_fixtures example (release)"
-build_start=$SECONDS
-build_json=$(cargo build --release --bin stablebuild --example load_fixtures \
-    --message-format=json-render-diagnostics)
-executable() {
-    # $1: target name. Prints the path of the executable cargo built for it.
-    printf '%s\n' "$build_json" |
-        grep '"reason":"compiler-artifact"' |
-        grep "\"name\":\"$1\"" |
-        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1
-}
-sb_bin=$(executable stablebuild)
-loader_bin=$(executable load_fixtures)
-for b in "$sb_bin" "$loader_bin"; do
-    if [ -z "$b" ] || [ ! -x "$b" ]; then
-        die "cargo did not report the built binaries"
-    fi
-done
-build_seconds=$((SECONDS - build_start))
+build_binaries
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
-# ------------------------------------------------------------------------------------------
-# Work dir, processes, cleanup
-# ------------------------------------------------------------------------------------------
-work=$(mktemp -d "${TMPDIR:-/tmp}/stablebuild-bench.XXXXXX")
-registry_pid=""
+# The processes this script starts besides the registry; all are stopped on exit.
 nginx_pid=""
 sb_pid=""
 pull_pids=()
-stop_pid() { # PID: TERM it and reap it
-    if [ -n "$1" ]; then
-        kill "$1" 2>/dev/null || true
-        wait "$1" 2>/dev/null || true
-    fi
-}
-cleanup() {
-    local status=$? p
+stop_own() {
+    local p
     for p in "${pull_pids[@]}"; do stop_pid "$p"; done
     stop_pid "$sb_pid"
     stop_pid "$nginx_pid"
-    stop_pid "$registry_pid"
-    rm -rf -- "$work"
-    exit "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-policy=$work/policy.json
-printf '%s\n' '{"default":[{"type":"insecureAcceptAnything"}]}' >"$policy"
-runs_dir=$work/runs
-mkdir -p "$work/registry" "$runs_dir"
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-start_registry() {
-    local attempt port i code
-    for attempt in 1 2 3 4 5 6 7 8 9 10; do
-        port=$((20000 + RANDOM % 40000))
-        if [ "$port" -eq 5000 ] || port_in_use "$port"; then continue; fi
-        cat >"$work/registry.yml" <<EOF
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$port
-  secret: $(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-EOF
-        docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-        registry_pid=$!
-        for i in $(seq 1 100); do
-            if ! kill -0 "$registry_pid" 2>/dev/null; then break; fi
-            code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" || true)
-            if [ "$code" = 200 ]; then
-                registry_port=$port
-                return 0
-            fi
-            sleep 0.1
-        done
-        kill "$registry_pid" 2>/dev/null || true
-        wait "$registry_pid" 2>/dev/null || true
-        registry_pid=""
-        log "registry did not come up on port $port; trying another"
-        tail -n 5 "$work/registry.log" >&2 || true
-    done
-    echo "bench/serve.sh: could not start docker-registry" >&2
-    exit 1
-}
-registry_port=""
+make_work_dir
 start_registry
-registry=127.0.0.1:$registry_port
-log "registry at http://$registry (pid $registry_pid)"
 
-log "loading fixtures (big image: $big_size bytes)"
-"$loader_bin" "http://$registry" --big-size "$big_size" >"$work/fixtures.txt"
+load_fixtures
 grep -q '^library/big:1 ' "$work/fixtures.txt" && grep -q '^library/multi:1 ' "$work/fixtures.txt" ||
     { cat "$work/fixtures.txt" >&2; die "load_fixtures did not report library/big:1 and library/multi:1"; }
 
@@ -291,16 +172,7 @@ NGINX
     die "could not start nginx"
 }
 
-now_us() { local t=$EPOCHREALTIME; printf '%s' "${t//[!0-9]/}"; }
-median() { # column of FILE
-    awk -v c="$1" '{ print $c }' "$2" | sort -g | awk '
-        { v[NR] = $1 }
-        END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-cpu_pressure() { sed -n 's/^some avg10=[^ ]* avg60=\([^ ]*\) avg300=\([^ ]*\).*/\1% (1 min), \2% (5 min)/p' \
-    /proc/pressure/cpu 2>/dev/null || true; }
-load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-pressure_start=$(cpu_pressure)
+note_load_start
 measure_start=$SECONDS
 
 # ------------------------------------------------------------------------------------------
@@ -451,24 +323,7 @@ done
 # Report
 # ------------------------------------------------------------------------------------------
 measure_seconds=$((SECONDS - measure_start))
-fs_type=$(df -PT "$runs_dir" | awk 'NR == 2 { print $2 }')
-fs_dev=$(df -PT "$runs_dir" | awk 'NR == 2 { print $1 }')
-echo
-echo "== machine"
-echo "date:            $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "host:            $(uname -srm), nproc $(nproc)," \
-    "$(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
-echo "cpu:             $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-echo "load average:    $load_start before measuring, $(cut -d' ' -f1-3 /proc/loadavg) after"
-if [ -n "$pressure_start" ]; then
-    echo "cpu pressure:    $pressure_start before measuring, $(cpu_pressure) after"
-fi
-echo "work dir:        $runs_dir ($fs_type on $fs_dev; stores and OCI dirs here)"
-rev=$(git rev-parse --short HEAD 2>/dev/null || echo 'no git')
-if [ -n "$(git --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-    rev="$rev + local changes"
-fi
-echo "stablebuild:     $("$sb_bin" --version) ($rev)"
+print_machine "stores and OCI dirs here"
 echo "server stderr:   to a file in the work dir, never the terminal (default log level: warn)"
 echo "nginx:           $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //') (sendfile on, 1 worker)"
 echo "registry:        $(docker-registry --version)"

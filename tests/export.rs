@@ -3,28 +3,10 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::cli::{Sb, read};
 use common::fixtures;
 use common::registry::Registry;
-
-async fn tool(program: &str, args: &[&str]) -> String {
-    let out = tokio::process::Command::new(program)
-        .args(args)
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{program} {args:?} failed: {stderr}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn policy(dir: &Path) -> String {
-    let path = dir.join("policy.json");
-    std::fs::write(&path, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).unwrap();
-    path.to_str().unwrap().to_string()
-}
+use common::tools::{podman, policy, run_ok, tool};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skopeo_reads_the_oci_layout_with_every_platform() {
@@ -114,32 +96,10 @@ async fn docker_archives_load_in_skopeo_and_podman() {
     assert_eq!(inspect["Architecture"], "arm64");
 
     let d = sb.path("podman");
-    let (root, runroot, tmp) = (d.join("root"), d.join("runroot"), d.join("tmp"));
-    std::fs::create_dir_all(&tmp).unwrap();
-    let podman = |extra: &[&str]| {
-        let mut args = vec![
-            "--root",
-            root.to_str().unwrap(),
-            "--runroot",
-            runroot.to_str().unwrap(),
-            "--tmpdir",
-            tmp.to_str().unwrap(),
-            "--storage-driver",
-            "vfs",
-            "--cgroup-manager",
-            "cgroupfs",
-            "--events-backend",
-            "file",
-        ];
-        args.extend_from_slice(extra);
-        args.into_iter().map(String::from).collect::<Vec<_>>()
-    };
-    let load = podman(&["load", "-i", tar.to_str().unwrap()]);
-    let load: Vec<&str> = load.iter().map(String::as_str).collect();
-    let out = tool("podman", &load).await;
+    let out = run_ok(podman(&d).args(["load", "-i", tar.to_str().unwrap()])).await;
     assert!(out.contains("docker.io/library/dockerlist:1"), "{out}");
-    let inspect = podman(&["image", "inspect", "docker.io/library/dockerlist:1"]);
-    let inspect: Vec<&str> = inspect.iter().map(String::as_str).collect();
-    let out: serde_json::Value = serde_json::from_str(&tool("podman", &inspect).await).unwrap();
+    let inspect = ["image", "inspect", "docker.io/library/dockerlist:1"];
+    let out: serde_json::Value =
+        serde_json::from_str(&run_ok(podman(&d).args(inspect)).await).unwrap();
     assert_eq!(out[0]["Architecture"], "arm64");
 }

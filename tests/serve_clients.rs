@@ -10,12 +10,7 @@ use common::cli::Sb;
 use common::fixtures;
 use common::registry::Registry;
 use common::server::Server;
-
-fn policy(dir: &Path) -> String {
-    let path = dir.join("policy.json");
-    std::fs::write(&path, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).unwrap();
-    path.to_str().unwrap().to_string()
-}
+use common::tools::{podman, policy, run_ok, skopeo};
 
 /// A registries.conf that mirrors docker.io through the server (the README's block).
 fn registries_conf(dir: &Path, mirror: &str) -> PathBuf {
@@ -28,20 +23,6 @@ fn registries_conf(dir: &Path, mirror: &str) -> PathBuf {
     path
 }
 
-async fn skopeo(args: &[&str]) -> std::process::Output {
-    tokio::process::Command::new("skopeo")
-        .args(args)
-        .output()
-        .await
-        .unwrap()
-}
-
-fn ok(out: &std::process::Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "failed: {stderr}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skopeo_pulls_by_prefix_one_platform_all_and_by_digest() {
     let reg = Registry::start().await;
@@ -52,7 +33,7 @@ async fn skopeo_pulls_by_prefix_one_platform_all_and_by_digest() {
     let dest = sb.path("one");
     let src = format!("docker://{}/library/multi:1", srv.addr);
     let one = format!("oci:{}:1", dest.display());
-    ok(&skopeo(&[
+    skopeo(&[
         "--policy",
         &p,
         "--override-arch",
@@ -62,9 +43,9 @@ async fn skopeo_pulls_by_prefix_one_platform_all_and_by_digest() {
         &src,
         &one,
     ])
-    .await);
+    .await;
     let all = format!("oci:{}:1", sb.path("all").display());
-    ok(&skopeo(&[
+    skopeo(&[
         "--policy",
         &p,
         "copy",
@@ -74,9 +55,9 @@ async fn skopeo_pulls_by_prefix_one_platform_all_and_by_digest() {
         &src,
         &all,
     ])
-    .await);
+    .await;
     let by_digest = format!("docker://{}/multi@{}", srv.addr, multi.manifests[0]);
-    let raw = ok(&skopeo(&[
+    let raw = skopeo(&[
         "--policy",
         &p,
         "inspect",
@@ -84,7 +65,7 @@ async fn skopeo_pulls_by_prefix_one_platform_all_and_by_digest() {
         "--tls-verify=false",
         &by_digest,
     ])
-    .await);
+    .await;
     assert_eq!(fixtures::sha256_digest(raw.as_bytes()), multi.manifests[0]);
     let stopped = srv.stop().await;
     assert!(stopped.success());
@@ -114,7 +95,7 @@ async fn skopeo_and_podman_pull_through_a_registries_conf_mirror() {
     let p = policy(&sb.path(""));
     let dest = format!("oci:{}:1", sb.path("s").display());
     let conf_s = conf.to_str().unwrap();
-    ok(&skopeo(&[
+    skopeo(&[
         "--policy",
         &p,
         "--registries-conf",
@@ -123,40 +104,24 @@ async fn skopeo_and_podman_pull_through_a_registries_conf_mirror() {
         "docker://docker.io/library/single:1",
         &dest,
     ])
-    .await);
+    .await;
     assert!(
         srv.log().contains("GET /v2/library/single/manifests/1 200"),
         "{}",
         srv.log()
     );
 
-    let d = sb.path("podman");
-    std::fs::create_dir_all(d.join("tmp")).unwrap();
-    let out = tokio::process::Command::new("podman")
-        .env("CONTAINERS_REGISTRIES_CONF", &conf)
-        .args([
-            "--root",
-            d.join("root").to_str().unwrap(),
-            "--runroot",
-            d.join("run").to_str().unwrap(),
-        ])
-        .args([
-            "--tmpdir",
-            d.join("tmp").to_str().unwrap(),
-            "--storage-driver",
-            "vfs",
-        ])
-        .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
-        .args([
-            "pull",
-            "--signature-policy",
-            &p,
-            "docker.io/library/dockerlist:1",
-        ])
-        .output()
-        .await
-        .unwrap();
-    ok(&out);
+    run_ok(
+        podman(&sb.path("podman"))
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .args([
+                "pull",
+                "--signature-policy",
+                &p,
+                "docker.io/library/dockerlist:1",
+            ]),
+    )
+    .await;
     assert!(
         srv.log()
             .contains("GET /v2/library/dockerlist/manifests/1 200"),
@@ -185,18 +150,18 @@ async fn moved_and_vanished_upstream_tags_keep_serving_the_pinned_bytes() {
         &src,
     ];
     let inspect = || skopeo(&inspect_args);
-    assert_eq!(digest(ok(&inspect().await)), old.digest);
+    assert_eq!(digest(inspect().await), old.digest);
 
     fixtures::push_multi(&reg.url(), 1).await;
     assert_eq!(
-        digest(ok(&inspect().await)),
+        digest(inspect().await),
         old.digest,
         "a moved tag still serves the pinned digest"
     );
     reg.stop().await;
     for platform in ["amd64", "arm64", "arm"] {
         let dest = format!("oci:{}:1", sb.path(platform).display());
-        ok(&skopeo(&[
+        skopeo(&[
             "--policy",
             &p,
             "--override-arch",
@@ -206,7 +171,7 @@ async fn moved_and_vanished_upstream_tags_keep_serving_the_pinned_bytes() {
             &src,
             &dest,
         ])
-        .await);
+        .await;
     }
     let started = std::time::Instant::now();
     let url = format!("http://{}/v2/library/single/manifests/1", srv.addr);

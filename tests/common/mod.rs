@@ -1,5 +1,6 @@
-//! Shared test harness: a real distribution registry, deterministic fixture images, and a
-//! scripted upstream for what a real registry cannot be made to do.
+//! Shared test harness: a real distribution registry, deterministic fixture images, a
+//! scripted upstream for what a real registry cannot be made to do, and the real client
+//! tools (skopeo, podman).
 #![allow(dead_code)]
 
 pub mod cli;
@@ -7,3 +8,4 @@ pub mod faulty;
 pub mod fixtures;
 pub mod registry;
 pub mod server;
+pub mod tools;

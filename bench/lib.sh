@@ -1,0 +1,229 @@
+# Shared parts of the benchmark scripts (bench/pin.sh, bench/serve.sh); not a script of its
+# own. Each script sources it right after `set -euo pipefail`:
+#
+#   source "$(dirname "$0")/lib.sh"
+#
+# Defining the functions does nothing yet; the script calls them in its own order. Globals
+# they set: root (the repo root, also the working directory after enter_root), sb_bin,
+# loader_bin and build_seconds (build_binaries), work, policy and runs_dir (make_work_dir),
+# registry_pid, registry_port and registry (start_registry), load_start and pressure_start
+# (note_load_start).
+
+# The name messages start with: "bench/pin.sh" or "bench/serve.sh".
+bench_name=bench/${0##*/}
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { echo "$bench_name: $*" >&2; exit 1; }
+
+# check_integers NAME:VALUE:MIN...: exits 2 naming the first option whose VALUE is not an
+# integer >= MIN.
+check_integers() {
+    local pair name value min
+    for pair in "$@"; do
+        IFS=: read -r name value min <<<"$pair"
+        if ! [[ $value =~ ^[0-9]+$ ]] || [ "$value" -lt "$min" ]; then
+            echo "$bench_name: --$name must be an integer >= $min (got '$value')" >&2
+            exit 2
+        fi
+    done
+}
+
+# enter_root: makes a relative CARGO_TARGET_DIR absolute (relative to where the script was
+# started), then changes to the repo root.
+enter_root() {
+    if [ -n "${CARGO_TARGET_DIR:-}" ]; then
+        CARGO_TARGET_DIR=$(realpath -m -- "$CARGO_TARGET_DIR")
+        export CARGO_TARGET_DIR
+    fi
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    cd "$root"
+}
+
+# ------------------------------------------------------------------------------------------
+# Debian packages
+# ------------------------------------------------------------------------------------------
+need_packages() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$p")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        log "installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+        # The package may start a system registry on :5000; this script never uses it.
+        if [[ " ${missing[*]} " == *" docker-registry "* ]]; then
+            systemctl disable --now docker-registry >/dev/null 2>&1 || true
+        fi
+    fi
+}
+
+# ------------------------------------------------------------------------------------------
+# Build (cargo reports where the binaries are, wherever the target dir is)
+# ------------------------------------------------------------------------------------------
+# build_binaries: builds stablebuild and the load_fixtures example in release mode; sets
+# sb_bin, loader_bin and build_seconds.
+build_binaries() {
+    local build_start build_json b
+    log "building stablebuild and the load_fixtures example (release)"
+    build_start=$SECONDS
+    build_json=$(cargo build --release --bin stablebuild --example load_fixtures \
+        --message-format=json-render-diagnostics)
+    sb_bin=$(executable stablebuild)
+    loader_bin=$(executable load_fixtures)
+    for b in "$sb_bin" "$loader_bin"; do
+        if [ -z "$b" ] || [ ! -x "$b" ]; then
+            die "cargo did not report the built binaries"
+        fi
+    done
+    build_seconds=$((SECONDS - build_start))
+}
+executable() {
+    # $1: target name. Prints the path of the executable cargo built for it.
+    printf '%s\n' "$build_json" |
+        grep '"reason":"compiler-artifact"' |
+        grep "\"name\":\"$1\"" |
+        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1
+}
+
+# ------------------------------------------------------------------------------------------
+# Work dir, registry, cleanup
+# ------------------------------------------------------------------------------------------
+stop_pid() { # PID: TERM it and reap it
+    if [ -n "$1" ]; then
+        kill "$1" 2>/dev/null || true
+        wait "$1" 2>/dev/null || true
+    fi
+}
+
+# stop_own: the script's own processes, stopped on exit before the registry. A script that
+# starts any redefines it after sourcing this file.
+stop_own() { :; }
+
+cleanup() {
+    local status=$?
+    stop_own
+    stop_pid "$registry_pid"
+    rm -rf -- "$work"
+    exit "$status"
+}
+
+# make_work_dir: a temp dir (work) removed on exit, however the script exits, after stopping
+# every process it started; a permissive skopeo policy (policy); runs_dir under work, where
+# the runs write.
+make_work_dir() {
+    work=$(mktemp -d "${TMPDIR:-/tmp}/stablebuild-bench.XXXXXX")
+    registry_pid=""
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+
+    policy=$work/policy.json
+    printf '%s\n' '{"default":[{"type":"insecureAcceptAnything"}]}' >"$policy"
+    runs_dir=$work/runs
+    mkdir -p "$work/registry" "$runs_dir"
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start_registry: a distribution registry on a free loopback port (never 5000), storage in
+# $work/registry; waits for GET /v2/ to answer 200. Sets registry_pid, registry_port and
+# registry (127.0.0.1:PORT).
+start_registry() {
+    local attempt port i code
+    registry_port=""
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+        port=$((20000 + RANDOM % 40000))
+        if [ "$port" -eq 5000 ] || port_in_use "$port"; then continue; fi
+        cat >"$work/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $work/registry
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+  secret: $(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+EOF
+        docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+        registry_pid=$!
+        for i in $(seq 1 100); do
+            if ! kill -0 "$registry_pid" 2>/dev/null; then break; fi
+            code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" || true)
+            if [ "$code" = 200 ]; then
+                registry_port=$port
+                registry=127.0.0.1:$registry_port
+                log "registry at http://$registry (pid $registry_pid)"
+                return 0
+            fi
+            sleep 0.1
+        done
+        stop_pid "$registry_pid"
+        registry_pid=""
+        log "registry did not come up on port $port; trying another"
+        tail -n 5 "$work/registry.log" >&2 || true
+    done
+    die "could not start docker-registry"
+}
+
+# load_fixtures: pushes the fixture images (big image: big_size bytes) to the registry; what
+# load_fixtures prints ("NAME DIGEST SIZE" lines) goes to $work/fixtures.txt.
+load_fixtures() {
+    log "loading fixtures (big image: $big_size bytes)"
+    "$loader_bin" "http://$registry" --big-size "$big_size" >"$work/fixtures.txt"
+}
+
+# ------------------------------------------------------------------------------------------
+# Measuring
+# ------------------------------------------------------------------------------------------
+now_us() { local t=$EPOCHREALTIME; printf '%s' "${t//[!0-9]/}"; }
+
+median() { # column of FILE
+    awk -v c="$1" '{ print $c }' "$2" | sort -g | awk '
+        { v[NR] = $1 }
+        END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# CPU pressure (share of time some runnable task waited for a CPU): other work on the machine.
+cpu_pressure() { sed -n 's/^some avg10=[^ ]* avg60=\([^ ]*\) avg300=\([^ ]*\).*/\1% (1 min), \2% (5 min)/p' \
+    /proc/pressure/cpu 2>/dev/null || true; }
+
+# note_load_start: load average and CPU pressure before measuring, for print_machine.
+note_load_start() {
+    load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+    pressure_start=$(cpu_pressure)
+}
+
+# ------------------------------------------------------------------------------------------
+# Report
+# ------------------------------------------------------------------------------------------
+# print_machine WHAT: the start of the report, the "== machine" section up to the stablebuild
+# line; WHAT says what runs_dir holds. The script prints its other tools' versions after it.
+print_machine() {
+    local fs_type fs_dev rev
+    fs_type=$(df -PT "$runs_dir" | awk 'NR == 2 { print $2 }')
+    fs_dev=$(df -PT "$runs_dir" | awk 'NR == 2 { print $1 }')
+    echo
+    echo "== machine"
+    echo "date:            $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "host:            $(uname -srm), nproc $(nproc)," \
+        "$(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
+    echo "cpu:             $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+    echo "load average:    $load_start before measuring, $(cut -d' ' -f1-3 /proc/loadavg) after"
+    if [ -n "$pressure_start" ]; then
+        echo "cpu pressure:    $pressure_start before measuring, $(cpu_pressure) after"
+    fi
+    echo "work dir:        $runs_dir ($fs_type on $fs_dev; $1)"
+    rev=$(git rev-parse --short HEAD 2>/dev/null || echo 'no git')
+    if [ -n "$(git --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+        rev="$rev + local changes"
+    fi
+    echo "stablebuild:     $("$sb_bin" --version) ($rev)"
+}
