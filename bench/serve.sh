@@ -204,8 +204,19 @@ nginx_blob_url=http://127.0.0.1:$nginx_port/blob
 log "1. blob GET: 1 warmup + $runs timed runs per server ($blob_size bytes, $big_digest)"
 get_blob stablebuild "$sb_blob_url" /dev/null
 get_blob nginx "$nginx_blob_url" /dev/null
+# cpu_ticks PID...: user + system clock ticks used so far by these processes.
+cpu_ticks() {
+    local pid total=0
+    for pid in "$@"; do
+        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+nginx_pids="$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')"
 : >"$work/blob.sb"
 : >"$work/blob.nginx"
+# shellcheck disable=SC2086 # a list of pids
+cpu_before="$(cpu_ticks "$sb_pid") $(cpu_ticks $nginx_pids)"
 for ((i = 0; i < runs; i++)); do
     if ((i % 2 == 0)); then
         get_blob stablebuild "$sb_blob_url" "$work/blob.sb"
@@ -215,6 +226,15 @@ for ((i = 0; i < runs; i++)); do
         get_blob stablebuild "$sb_blob_url" "$work/blob.sb"
     fi
 done
+read -r sb0 ng0 <<<"$cpu_before"
+sb_cpu=$(($(cpu_ticks "$sb_pid") - sb0))
+# shellcheck disable=SC2086 # a list of pids
+nginx_cpu=$(($(cpu_ticks $nginx_pids) - ng0))
+# Server CPU seconds per GiB served: steadier than MB/s on a shared machine.
+cpu_per_gib() {
+    awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$runs" -v s="$blob_size" \
+        'BEGIN { printf "%.2f", t / hz / (n * s / 1073741824) }'
+}
 stop_pid "$nginx_pid"
 nginx_pid=""
 
@@ -336,6 +356,7 @@ echo
 echo "== per-run values"
 printf '%-28s' "blob GET MB/s stablebuild"; awk '{ printf " %.0f", $1 / 1e6 }' "$work/blob.sb"; echo
 printf '%-28s' "blob GET MB/s nginx"; awk '{ printf " %.0f", $1 / 1e6 }' "$work/blob.nginx"; echo
+printf '%-28s' "blob GET CPU s/GiB sb/nginx"; echo " $(cpu_per_gib "$sb_cpu") / $(cpu_per_gib "$nginx_cpu") (all runs)"
 printf '%-28s' "manifest req/s stablebuild"; awk '{ printf " %.0f", $1 }' "$work/wrk.sb"; echo
 printf '%-28s' "manifest req/s registry"; awk '{ printf " %.0f", $1 }' "$work/wrk.registry"; echo
 printf '%-28s' "cold pull s via mirror"; awk '{ printf " %.3f", $1 }' "$work/pull.mirror"; echo

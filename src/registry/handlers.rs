@@ -1,14 +1,11 @@
 //! Request handlers: thin glue between the routes, the store and the snapshotter.
 
-use std::io::SeekFrom;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 use super::AppState;
 use super::errors::RegistryError;
@@ -168,7 +165,7 @@ fn streamed(tee: Arc<Tee>, digest: &Digest, size: u64, head: bool) -> Response {
     resp
 }
 
-/// A stored blob, whole or one range of it.
+/// A stored blob, whole or one range of it (memory-mapped: no copy through user space).
 async fn stored(
     state: &Arc<AppState>,
     digest: &Digest,
@@ -176,15 +173,14 @@ async fn stored(
     head: bool,
     range: Option<&str>,
 ) -> Result<Response> {
-    let path = state.snap.store().blobs().path(digest);
-    let mut file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|_| RegistryError::BlobUnknown(digest.to_string()))?;
-    let len = file
-        .metadata()
-        .await
-        .map_err(|e| StoreError::io(&path, e))?
-        .len();
+    let bytes = match state.snap.store().blobs().map(digest) {
+        Ok(bytes) => bytes,
+        Err(StoreError::BlobMissing(_)) => {
+            return Err(RegistryError::BlobUnknown(digest.to_string()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let len = bytes.len() as u64;
     let range = match range {
         Some(spec) => Some(parse_range(spec, len).ok_or(RegistryError::Range)?),
         None => None,
@@ -194,10 +190,7 @@ async fn stored(
     let body = if head || count == 0 {
         Body::empty()
     } else {
-        file.seek(SeekFrom::Start(start))
-            .await
-            .map_err(|e| StoreError::io(&path, e))?;
-        Body::from_stream(ReaderStream::with_capacity(file.take(count), 256 * 1024))
+        Body::from(bytes.slice(start as usize..=end as usize))
     };
     let mut resp = Response::new(body);
     blob_headers(resp.headers_mut(), count, digest, cache);

@@ -178,6 +178,10 @@ fn write_all(
                 tee.advance(writer.written());
             }
             Chunk::End => {
+                // Readers may have the last byte once the content is known good; the
+                // fsync and rename that make it durable and visible follow.
+                writer.verify()?;
+                tee.verified();
                 writer.commit()?;
                 tee.commit();
                 return Ok(());

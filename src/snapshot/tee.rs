@@ -3,9 +3,10 @@
 //! arrive, from the same single upstream fetch.
 //!
 //! Owns: the table of blobs in flight (digest → `Tee`) and reading a temp file as it grows.
-//! A reader never gets the last byte of a blob before the store has verified and committed
-//! it, so a client never receives a complete body that the store rejected: on a failure the
-//! stream ends with an error (the connection is cut short, and the client retries).
+//! A reader never gets the last byte of a blob before the store has checked its size and
+//! digest, so a client never receives a complete body that the store rejected: on a failure
+//! the stream ends with an error (the connection is cut short, and the client retries). The
+//! fsync that makes the blob durable is not waited for.
 //! Must not touch: the store's files other than through the read handle it is given.
 
 use std::collections::HashMap;
@@ -28,7 +29,9 @@ const CHUNK: u64 = 256 * 1024;
 pub enum Stage {
     /// This many bytes are in the temp file (not yet verified).
     Writing(u64),
-    /// Verified and visible in the store.
+    /// All bytes are written and match the digest; not yet durable or visible.
+    Verified,
+    /// Verified, durable and visible in the store.
     Committed,
     /// The transfer failed; the temp file is gone or going.
     Failed,
@@ -51,17 +54,21 @@ impl Tee {
         self.stage.send_replace(Stage::Writing(written));
     }
 
+    pub(super) fn verified(&self) {
+        self.stage.send_replace(Stage::Verified);
+    }
+
     pub(super) fn commit(&self) {
         self.stage.send_replace(Stage::Committed);
     }
 
     fn fail_unless_committed(&self) {
         self.stage.send_if_modified(|s| {
-            let writing = matches!(s, Stage::Writing(_));
-            if writing {
+            let open = matches!(s, Stage::Writing(_) | Stage::Verified);
+            if open {
                 *s = Stage::Failed;
             }
-            writing
+            open
         });
     }
 
@@ -69,13 +76,13 @@ impl Tee {
     pub async fn finished(&self) -> bool {
         let mut rx = self.stage.subscribe();
         let stage = rx
-            .wait_for(|s| !matches!(s, Stage::Writing(_)))
+            .wait_for(|s| matches!(s, Stage::Committed | Stage::Failed))
             .await
             .map(|s| *s);
         matches!(stage, Ok(Stage::Committed))
     }
 
-    /// The whole blob (`total` bytes) as it is written; the last byte only after commit.
+    /// The whole blob (`total` bytes) as it is written; the last byte only once verified.
     pub fn stream(self: Arc<Self>, total: u64) -> impl Stream<Item = io::Result<Bytes>> {
         let rx = self.stage.subscribe();
         futures_util::stream::try_unfold((self, rx, 0u64), move |(tee, mut rx, pos)| async move {
@@ -84,7 +91,7 @@ impl Tee {
             }
             let limit = loop {
                 let limit = match *rx.borrow_and_update() {
-                    Stage::Committed => total,
+                    Stage::Verified | Stage::Committed => total,
                     Stage::Writing(n) => n.min(total - 1),
                     Stage::Failed => return Err(io::Error::other("upstream transfer failed")),
                 };
@@ -211,7 +218,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_reader_gets_bytes_as_written_and_the_last_only_after_commit() {
+    async fn a_reader_gets_bytes_as_written_and_the_last_only_once_verified() {
         let (dir, mut w, tees) = setup();
         let guard = tees.open(&digest(), Some(6), reader(&dir));
         let tee = tees.get(&digest()).unwrap();
@@ -223,10 +230,11 @@ mod tests {
         tee.advance(6);
         assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"de");
         let last = tokio::time::timeout(std::time::Duration::from_millis(50), stream.next());
-        assert!(last.await.is_err(), "the last byte waits for the commit");
-        tee.commit();
+        assert!(last.await.is_err(), "the last byte waits for the verdict");
+        tee.verified();
         assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"f");
         assert!(stream.next().await.is_none());
+        tee.commit();
         drop(guard);
         assert!(tees.get(&digest()).is_none());
         assert!(tee.finished().await);

@@ -2,7 +2,8 @@
 //!
 //! Owns: every file under `blobs/` and `tmp/`. A blob file appears only by rename from a temp
 //! file whose sha256 and size were checked while it was written and which was fsync'd first;
-//! the directory is fsync'd after the rename. A mismatch deletes the temp file.
+//! the directory is fsync'd after the rename. A mismatch deletes the temp file. A blob file
+//! is never modified or truncated after the rename (readers map it), only unlinked.
 //! Must not touch: the index or the journal (see `index.rs`, `journal.rs`).
 
 use std::fs::{self, File};
@@ -65,6 +66,25 @@ impl Blobs {
         })
     }
 
+    /// A stored blob's bytes, memory-mapped: serving them costs no copy into user space.
+    pub fn map(&self, digest: &Digest) -> Result<bytes::Bytes, StoreError> {
+        let file = self.open_file(digest)?;
+        let len = file
+            .metadata()
+            .map_err(|e| StoreError::io(&self.path(digest), e))?
+            .len();
+        if len == 0 {
+            return Ok(bytes::Bytes::new()); // an empty file cannot be mapped
+        }
+        // SAFETY: blob files are written whole under a temp name and renamed in; after that
+        // they are only ever unlinked (gc, verify --repair), never modified or truncated in
+        // place, so the mapping stays valid and unchanging for as long as it lives.
+        let map = unsafe { memmap2::Mmap::map(&file) }
+            .map_err(|e| StoreError::io(&self.path(digest), e))?;
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Ok(bytes::Bytes::from_owner(map))
+    }
+
     /// Store bytes that are already in memory (manifests), verified like any other blob.
     pub fn put(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StoreError> {
         if self.contains(digest) {
@@ -87,6 +107,7 @@ impl Blobs {
             expected: size,
             written: 0,
             hasher: Sha256::new(),
+            verified: false,
             file: Some(file),
             tmp,
             dest: self.path(digest),
@@ -146,6 +167,7 @@ pub struct BlobWriter {
     expected: Option<u64>,
     written: u64,
     hasher: Sha256,
+    verified: bool,
     file: Option<File>,
     tmp: PathBuf,
     dest: PathBuf,
@@ -153,6 +175,7 @@ pub struct BlobWriter {
 
 impl BlobWriter {
     pub fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
+        assert!(!self.verified, "writer written after verify");
         self.written += chunk.len() as u64;
         if let Some(expected) = self.expected.filter(|e| self.written > *e) {
             return Err(StoreError::SizeMismatch {
@@ -177,8 +200,11 @@ impl BlobWriter {
         File::open(&self.tmp).map_err(|e| StoreError::io(&self.tmp, e))
     }
 
-    /// Verify size and digest, fsync, and make the blob visible under its digest.
-    pub fn commit(mut self) -> Result<(), StoreError> {
+    /// Check size and digest against what was written (once; `commit` does it if not done).
+    pub fn verify(&mut self) -> Result<(), StoreError> {
+        if self.verified {
+            return Ok(());
+        }
         if let Some(expected) = self.expected.filter(|e| self.written != *e) {
             return Err(StoreError::SizeMismatch {
                 digest: self.digest.clone(),
@@ -193,6 +219,13 @@ impl BlobWriter {
                 got,
             });
         }
+        self.verified = true;
+        Ok(())
+    }
+
+    /// Verify size and digest, fsync, and make the blob visible under its digest.
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        self.verify()?;
         let file = self.file.take().expect("writer committed twice");
         file.sync_all().map_err(|e| StoreError::io(&self.tmp, e))?;
         drop(file);

@@ -72,6 +72,12 @@ impl Server {
         panic!("{image} was not pinned within 30 s; log:\n{}", self.log());
     }
 
+    /// SIGKILL: no chance to clean up, as in a crash.
+    pub async fn kill(mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+
     /// SIGTERM, then wait for a clean exit.
     pub async fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("running") as i32;
