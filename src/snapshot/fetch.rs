@@ -174,8 +174,9 @@ fn write_all(
     while let Some(chunk) = rx.blocking_recv() {
         match chunk {
             Chunk::Data(bytes) => {
+                let offset = writer.written();
                 writer.write(&bytes)?;
-                tee.advance(writer.written());
+                tee.append(offset, bytes);
             }
             Chunk::End => {
                 // Readers may have the last byte once the content is known good; the

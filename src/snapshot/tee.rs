@@ -21,8 +21,11 @@ use tokio::sync::watch;
 
 use crate::reference::Digest;
 
-/// Bytes read per chunk by a streaming reader.
+/// Bytes read per chunk by a streaming reader that reads the file.
 const CHUNK: u64 = 256 * 1024;
+/// The most recent chunks are kept in memory, up to this many bytes, so that readers who keep
+/// up with the download are served without reading the file back.
+const RECENT_BYTES: u64 = 4 << 20;
 
 /// Where a blob's write stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +44,41 @@ pub enum Stage {
 pub struct Tee {
     size: Option<u64>,
     file: Arc<File>,
+    recent: Mutex<Recent>,
     stage: watch::Sender<Stage>,
+}
+
+/// The last chunks written, by offset, in order.
+#[derive(Default)]
+struct Recent {
+    chunks: std::collections::VecDeque<(u64, Bytes)>,
+    bytes: u64,
+}
+
+impl Recent {
+    fn push(&mut self, offset: u64, chunk: Bytes) {
+        self.bytes += chunk.len() as u64;
+        self.chunks.push_back((offset, chunk));
+        while self.bytes > RECENT_BYTES && self.chunks.len() > 1 {
+            let (_, old) = self.chunks.pop_front().expect("not empty");
+            self.bytes -= old.len() as u64;
+        }
+    }
+
+    /// The offset of the oldest chunk kept.
+    fn start(&self) -> Option<u64> {
+        self.chunks.front().map(|(off, _)| *off)
+    }
+
+    /// The bytes from `pos` up to `limit` (or the end of the chunk holding `pos`).
+    fn get(&self, pos: u64, limit: u64) -> Option<Bytes> {
+        let i = self
+            .chunks
+            .partition_point(|(off, c)| off + c.len() as u64 <= pos);
+        let (off, chunk) = self.chunks.get(i).filter(|(off, _)| *off <= pos)?;
+        let end = (off + chunk.len() as u64).min(limit);
+        Some(chunk.slice((pos - off) as usize..(end - off) as usize))
+    }
 }
 
 impl Tee {
@@ -50,8 +87,11 @@ impl Tee {
         self.size
     }
 
-    pub(super) fn advance(&self, written: u64) {
-        self.stage.send_replace(Stage::Writing(written));
+    /// `chunk` is in the file at `offset`.
+    pub(super) fn append(&self, offset: u64, chunk: Bytes) {
+        let end = offset + chunk.len() as u64;
+        self.recent.lock().expect("tee").push(offset, chunk);
+        self.stage.send_replace(Stage::Writing(end));
     }
 
     pub(super) fn verified(&self) {
@@ -100,7 +140,18 @@ impl Tee {
                 }
                 rx.changed().await.map_err(io::Error::other)?;
             };
-            let bytes = tee.read_at(pos, (limit - pos).min(CHUNK)).await?;
+            let (recent, start) = {
+                let recent = tee.recent.lock().expect("tee");
+                (recent.get(pos, limit), recent.start())
+            };
+            let bytes = match recent {
+                Some(bytes) => bytes,
+                None => {
+                    // Behind the chunks in memory: the file, up to where they start.
+                    let upto = start.filter(|s| *s > pos).unwrap_or(limit).min(limit);
+                    tee.read_at(pos, (upto - pos).min(CHUNK)).await?
+                }
+            };
             let next = pos + bytes.len() as u64;
             Ok(Some((bytes, (tee, rx, next))))
         })
@@ -156,6 +207,7 @@ impl Tees {
         let tee = Arc::new(Tee {
             size,
             file: Arc::new(file),
+            recent: Mutex::default(),
             stage: watch::channel(Stage::Writing(0)).0,
         });
         self.map
@@ -224,10 +276,10 @@ mod tests {
         let tee = tees.get(&digest()).unwrap();
         let mut stream = Box::pin(tee.clone().stream(6));
         w.write_all(b"abc").unwrap();
-        tee.advance(3);
+        tee.append(0, Bytes::from_static(b"abc"));
         assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"abc");
         w.write_all(b"def").unwrap();
-        tee.advance(6);
+        tee.append(3, Bytes::from_static(b"def"));
         assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"de");
         let last = tokio::time::timeout(std::time::Duration::from_millis(50), stream.next());
         assert!(last.await.is_err(), "the last byte waits for the verdict");
@@ -247,11 +299,41 @@ mod tests {
         let tee = guard.tee();
         let mut stream = Box::pin(tee.clone().stream(4));
         w.write_all(b"xyzw").unwrap();
-        tee.advance(4);
+        tee.append(0, Bytes::from_static(b"xyzw"));
         assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"xyz");
         drop(guard); // the writer gave up (wrong digest, dropped connection)
         assert!(stream.next().await.unwrap().is_err());
         assert!(!tee.finished().await);
+    }
+
+    #[tokio::test]
+    async fn a_reader_behind_the_recent_chunks_reads_the_file() {
+        let (dir, mut w, tees) = setup();
+        let guard = tees.open(&digest(), Some(6), reader(&dir));
+        let tee = guard.tee();
+        w.write_all(b"abcdef").unwrap();
+        // Only the tail is still in memory (as after more than RECENT_BYTES were written).
+        tee.append(4, Bytes::from_static(b"EF"));
+        tee.verified();
+        let got: Vec<Bytes> = tee.clone().stream(6).map(|b| b.unwrap()).collect().await;
+        assert_eq!(got, [&b"abcd"[..], &b"EF"[..]], "file, then memory");
+    }
+
+    #[test]
+    fn recent_chunks_are_bounded_and_found_by_offset() {
+        let mut recent = Recent::default();
+        let chunk = Bytes::from(vec![1u8; 1 << 20]);
+        for i in 0..6u64 {
+            recent.push(i << 20, chunk.clone());
+        }
+        assert_eq!(recent.bytes, RECENT_BYTES);
+        assert!(recent.get(0, 6 << 20).is_none(), "the oldest were dropped");
+        assert_eq!(
+            recent.get((2 << 20) + 5, 6 << 20).unwrap().len(),
+            (1 << 20) - 5
+        );
+        assert_eq!(recent.get(5 << 20, (5 << 20) + 7).unwrap().len(), 7);
+        assert!(recent.get(6 << 20, 7 << 20).is_none());
     }
 
     #[tokio::test]
