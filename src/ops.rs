@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::reference::Reference;
 use crate::snapshot::{PinOutcome, Progress, Snapshotter};
-use crate::store::{GcReport, Store, StoreError, VerifyReport};
+use crate::store::{GcReport, Store, StoreError, TagRecord, VerifyReport};
 
 /// One pinned image.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,6 +33,13 @@ impl From<&PinOutcome> for PinLine {
             repaired: o.repaired,
         }
     }
+}
+
+/// One pinned image with its whole record, for a command that reads its blobs (`pull`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PinnedRecord {
+    pub pin: PinLine,
+    pub record: TagRecord,
 }
 
 /// Pins that worked and the ones that did not (the message names the image and the cause).

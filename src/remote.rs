@@ -6,7 +6,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::ops::{Evicted, ListEntry, PinReport, VerifyOutcome};
+use crate::ops::{Evicted, ListEntry, PinReport, PinnedRecord, VerifyOutcome};
 use crate::store::GcReport;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,10 @@ impl Remote {
 
     pub async fn pin(&self, images: &[String]) -> Result<PinReport, RemoteError> {
         self.call("pin", json!({ "images": images })).await
+    }
+
+    pub async fn record(&self, image: &str) -> Result<PinnedRecord, RemoteError> {
+        self.call("record", json!({ "image": image })).await
     }
 
     pub async fn list(&self, filter: Option<&str>) -> Result<Vec<ListEntry>, RemoteError> {

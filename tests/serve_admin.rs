@@ -1,6 +1,7 @@
 //! The CLI next to a running server: pin, list, evict, gc and verify go through the server
-//! that holds the store (same output), `--server URL --token T` reaches a remote mirror,
-//! and mirror clients without the token cannot use the admin API.
+//! that holds the store (same output), `pull -o` pins through it and exports from the
+//! store's files, `--server URL --token T` reaches a remote mirror, and mirror clients
+//! without the token cannot use the admin API.
 
 mod common;
 
@@ -8,6 +9,7 @@ use common::cli::Sb;
 use common::fixtures;
 use common::registry::Registry;
 use common::server::Server;
+use common::tools::{policy, skopeo};
 
 async fn manifest_digest(srv: &Server, repo: &str) -> String {
     let resp = reqwest::get(format!("{}/v2/{repo}/manifests/1", srv.url()))
@@ -77,6 +79,59 @@ async fn commands_work_through_the_server_holding_the_store() {
         "the handoff file goes with the server"
     );
     sb.run(&["list"]).await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_exports_through_the_server_holding_the_store() {
+    let reg = Registry::start().await;
+    let multi = fixtures::push_multi(&reg.url(), 0).await;
+    let sb = Sb::new(&reg.url());
+    let srv = Server::start(&sb, &[]).await;
+
+    let layout = sb.path("layout");
+    let pulled = sb
+        .run(&["--json", "pull", "multi:1", "-o", layout.to_str().unwrap()])
+        .await
+        .ok()
+        .json();
+    assert_eq!(pulled["digest"], multi.digest.as_str());
+    assert_eq!(pulled["pinned_now"], true, "{pulled}");
+    let policy = policy(&sb.path(""));
+    let src = format!("oci:{}:1", layout.display());
+    let raw = skopeo(&["--policy", &policy, "inspect", "--raw", &src]).await;
+    assert_eq!(fixtures::sha256_digest(raw.as_bytes()), multi.digest);
+    let copy = format!("oci:{}:1", sb.path("copy").display());
+    skopeo(&[
+        "--policy",
+        &policy,
+        "copy",
+        "--all",
+        "--preserve-digests",
+        &src,
+        &copy,
+    ])
+    .await;
+
+    let again = sb
+        .run(&[
+            "--json",
+            "pull",
+            "multi:1",
+            "-o",
+            sb.path("again").to_str().unwrap(),
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(again["pinned_now"], false);
+    assert_eq!(reg.count_requests("GET", "/manifests/1"), 1, "pinned once");
+
+    let remote = sb
+        .run(&["--server", &srv.url(), "pull", "multi:1", "-o", "/tmp/x"])
+        .await;
+    assert_eq!(remote.code, 2, "{}", remote.stderr);
+    assert!(remote.stderr.contains("--server"), "{}", remote.stderr);
+    assert!(srv.stop().await.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,11 +14,11 @@ use serde_json::json;
 use super::{ExportError, image_digests, io, select_platform, temp_beside};
 use crate::manifest::{DOCKER_V2, OCI_INDEX, OCI_MANIFEST};
 use crate::reference::{Digest, Reference};
-use crate::store::{ManifestInfo, Store, TagRecord};
+use crate::store::{Blobs, ManifestInfo, TagRecord};
 
 /// Write one platform of `record` as a docker-archive tar at `path`; returns the platform.
 pub fn write_archive(
-    store: &Store,
+    blobs: &Blobs,
     reference: &Reference,
     record: &TagRecord,
     platform: &str,
@@ -34,9 +34,9 @@ pub fn write_archive(
             ),
         });
     }
-    let digests = image_digests(store, image)?; // manifest, config, layers
+    let digests = image_digests(blobs, image)?; // manifest, config, layers
     let tmp = temp_beside(path);
-    let result = write_tar(store, reference, image, &digests, &tmp);
+    let result = write_tar(blobs, reference, image, &digests, &tmp);
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
         return Err(e);
@@ -49,7 +49,7 @@ pub fn write_archive(
 }
 
 fn write_tar(
-    store: &Store,
+    blobs: &Blobs,
     reference: &Reference,
     image: &ManifestInfo,
     digests: &[Digest],
@@ -65,7 +65,7 @@ fn write_tar(
         tmp,
     )?;
     for d in digests {
-        let mut f = store.blobs().open_file(d)?;
+        let mut f = blobs.open_file(d)?;
         let len = f.metadata().map_err(io(tmp))?.len();
         let mut header = header(len);
         tar.append_data(&mut header, blob_path(d), &mut f)

@@ -11,7 +11,7 @@ mod oci;
 
 use std::path::{Path, PathBuf};
 
-use crate::store::{ManifestInfo, Store, StoreError, TagRecord};
+use crate::store::{Blobs, ManifestInfo, StoreError, TagRecord};
 
 pub use docker::write_archive;
 pub use oci::write_layout;
@@ -111,10 +111,10 @@ fn temp_beside(path: &Path) -> PathBuf {
 
 /// One image manifest and the non-foreign blobs it names (config first).
 fn image_digests(
-    store: &Store,
+    blobs: &Blobs,
     m: &ManifestInfo,
 ) -> Result<Vec<crate::reference::Digest>, ExportError> {
-    let bytes = store.blobs().read(&m.digest)?;
+    let bytes = blobs.read(&m.digest)?;
     let parsed = crate::manifest::parse(&m.digest, &m.media_type, &bytes).map_err(|e| {
         ExportError::Unsupported {
             reference: m.digest.to_string(),

@@ -12,14 +12,14 @@ use serde_json::{Value, json};
 use super::{ExportError, image_digests, io, select_platform, temp_beside};
 use crate::manifest::OCI_INDEX;
 use crate::reference::Reference;
-use crate::store::{ManifestInfo, Store, TagRecord};
+use crate::store::{Blobs, ManifestInfo, TagRecord};
 
 const LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// Write `record` (or one platform of it) as an OCI layout at `dir`. Returns the number of
 /// blobs copied.
 pub fn write_layout(
-    store: &Store,
+    blobs: &Blobs,
     reference: &Reference,
     record: &TagRecord,
     platform: Option<&str>,
@@ -31,7 +31,7 @@ pub fn write_layout(
         None => record.manifests[0].clone(),
     };
     let digests = match platform {
-        Some(_) => image_digests(store, &root)?,
+        Some(_) => image_digests(blobs, &root)?,
         None => record.digests().cloned().collect(),
     };
     let blobs_dir = dir.join("blobs").join("sha256");
@@ -43,7 +43,7 @@ pub fn write_layout(
             continue;
         }
         let tmp = temp_beside(&dest);
-        fs::copy(store.blobs().path(digest), &tmp).map_err(io(&tmp))?;
+        fs::copy(blobs.path(digest), &tmp).map_err(io(&tmp))?;
         fs::rename(&tmp, &dest).map_err(io(&dest))?;
         copied += 1;
     }

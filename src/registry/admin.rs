@@ -1,4 +1,4 @@
-//! The admin API (`POST /_stablebuild/v1/{pin,list,evict,gc,verify}`, JSON in and out),
+//! The admin API (`POST /_stablebuild/v1/{pin,record,list,evict,gc,verify}`, JSON in and out),
 //! so the CLI works while this server holds the store, and CI can pre-warm a remote mirror.
 //! Every call needs `Authorization: Bearer <admin token>`; mirror clients without it
 //! cannot pin, evict or gc. Bodies are the same `ops` results the commands print.
@@ -21,6 +21,11 @@ use crate::snapshot::Quiet;
 #[derive(Deserialize)]
 pub struct Images {
     images: Vec<String>,
+}
+
+#[derive(Deserialize)]
+pub struct Image {
+    image: String,
 }
 
 #[derive(Deserialize)]
@@ -66,6 +71,28 @@ pub async fn pin(State(s): State<Arc<AppState>>, h: HeaderMap, Json(b): Json<Ima
         // Detached: a client that goes away does not cancel the pins.
         let task = tokio::spawn(async move { ops::pin_all(&snap, &refs, &Quiet).await });
         Ok::<_, RegistryError>(Json(task.await.expect("pin task panicked")))
+    };
+    run.await.into_response()
+}
+
+/// Pin one image (if it is not yet) and answer with its whole record, so that a local
+/// `pull` can export it from the store's files.
+pub async fn record(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Json(b): Json<Image>,
+) -> Response {
+    let run = async {
+        authorize(&s, &h)?;
+        let r = parse(std::slice::from_ref(&b.image))?.remove(0);
+        let snap = s.snap.clone();
+        let task = tokio::spawn(async move { snap.pin(&r, &Quiet).await });
+        let outcome = task.await.expect("pin task panicked").map_err(Arc::new)?;
+        let pinned = ops::PinnedRecord {
+            pin: ops::PinLine::from(&outcome),
+            record: outcome.record,
+        };
+        Ok::<_, RegistryError>(Json(pinned))
     };
     run.await.into_response()
 }

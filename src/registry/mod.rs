@@ -51,6 +51,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     use axum::routing::post;
     Router::new()
         .route("/_stablebuild/v1/pin", post(admin::pin))
+        .route("/_stablebuild/v1/record", post(admin::record))
         .route("/_stablebuild/v1/list", post(admin::list))
         .route("/_stablebuild/v1/evict", post(admin::evict))
         .route("/_stablebuild/v1/gc", post(admin::gc))

@@ -37,6 +37,15 @@ impl Blobs {
         Ok(blobs)
     }
 
+    /// Read the blobs of a store that another process holds (the server): files are only
+    /// opened, never written, and the other process's temp files are left alone.
+    pub fn read_only(store: &Path) -> Blobs {
+        Blobs {
+            root: store.join("blobs").join("sha256"),
+            tmp: store.join("tmp"),
+        }
+    }
+
     pub fn path(&self, digest: &Digest) -> PathBuf {
         self.root.join(&digest.hex()[..2]).join(digest.hex())
     }
