@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::cli::{Sb, read};
 use common::faulty::{Fault, Faulty};
@@ -70,6 +70,12 @@ async fn a_server_killed_mid_pull_through_resumes_it_on_the_next_request() {
     let index = reqwest::get(format!("{}{INDEX}", srv.url())).await.unwrap();
     assert_eq!(index.status(), 200);
     let root = header(&index, "docker-content-digest");
+    let layer_path = up.blob_path(&layer);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while up.pending_faults(&layer_path) > 0 {
+        assert!(Instant::now() < deadline, "the layer was never fetched");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     srv.kill().await;
 
     let listed = sb.run(&["--json", "list"]).await.ok().json();
