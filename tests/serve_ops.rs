@@ -122,19 +122,8 @@ async fn a_rate_limited_upstream_gets_a_registry_error_and_metrics_count_it() {
     assert_eq!(header(&hit, "x-stablebuild-cache"), "hit");
     let size = hit.bytes().await.unwrap().len() * 2;
 
-    let metrics = reqwest::get(format!("{}/metrics", srv.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let value = |name: &str| -> u64 {
-        let line = metrics
-            .lines()
-            .find(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
-            .unwrap_or_else(|| panic!("{name} missing from:\n{metrics}"));
-        line.rsplit(' ').next().unwrap().parse().unwrap()
-    };
+    let metrics = metrics(&srv).await;
+    let value = |name: &str| metric(&metrics, name);
     // At least: the 429, the miss, the hit (the admin API polls of wait_pinned count too).
     assert!(value("stablebuild_requests_total") >= 3, "{metrics}");
     assert_eq!(value("stablebuild_request_errors_total"), 1);
@@ -148,4 +137,65 @@ async fn a_rate_limited_upstream_gets_a_registry_error_and_metrics_count_it() {
     let budget = value("stablebuild_upstream_ratelimit_remaining");
     assert!(budget > 0 && budget < 100, "{metrics}");
     assert!(srv.stop().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_blob_is_sent_from_its_file_whole_and_by_range() {
+    let up = Faulty::start().await;
+    let sb = Sb::new(&up.url());
+    let layer = up.layer_digests()[0].clone();
+    let full = up.blob(&layer);
+    let srv = Server::start(&sb, &[]).await;
+    assert_eq!(
+        reqwest::get(format!("{}{INDEX}", srv.url()))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    srv.wait_pinned(&sb, "faulty:1").await;
+    let before = metric(&metrics(&srv).await, "stablebuild_sendfile_bytes_total");
+
+    let url = format!("{}/v2/library/faulty/blobs/{layer}", srv.url());
+    let whole = reqwest::get(&url).await.unwrap();
+    assert_eq!(header(&whole, "x-stablebuild-cache"), "hit");
+    assert!(
+        whole.bytes().await.unwrap() == full,
+        "the whole blob, byte for byte"
+    );
+    let client = reqwest::Client::new();
+    let part = client
+        .get(&url)
+        .header("range", "bytes=100-1099")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert!(part.bytes().await.unwrap() == full[100..1100]);
+    let head = client.head(&url).send().await.unwrap();
+    assert_eq!(header(&head, "content-length"), full.len().to_string());
+
+    let sent = metric(&metrics(&srv).await, "stablebuild_sendfile_bytes_total") - before;
+    assert_eq!(
+        sent,
+        full.len() as u64 + 1000,
+        "the body bytes, and only those, by sendfile"
+    );
+    assert!(srv.stop().await.success());
+}
+
+async fn metrics(srv: &Server) -> String {
+    let resp = reqwest::get(format!("{}/metrics", srv.url()))
+        .await
+        .unwrap();
+    resp.text().await.unwrap()
+}
+
+/// The value of a counter or gauge (the first series of that name) in `/metrics` output.
+fn metric(metrics: &str, name: &str) -> u64 {
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
+        .unwrap_or_else(|| panic!("{name} missing from:\n{metrics}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
 }

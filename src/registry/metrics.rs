@@ -1,5 +1,6 @@
 //! `/metrics` in the Prometheus text format: requests, cache hits and misses, bytes served,
-//! upstream requests and failures, and the last rate-limit budget each upstream reported.
+//! upstream requests and failures, bytes sent with sendfile, and the last rate-limit budget
+//! each upstream reported.
 //! Must not touch: anything but its counters (the request middleware feeds them).
 
 use std::fmt::Write;
@@ -68,6 +69,11 @@ impl Metrics {
                 "upstream_failures_total",
                 "Upstream requests that failed after retries.",
                 &stats.failures,
+            ),
+            (
+                "sendfile_bytes_total",
+                "Blob bytes sent straight from the store's files with sendfile.",
+                &super::sendfile::SENT,
             ),
         ];
         for (name, help, value) in counters {

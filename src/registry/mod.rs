@@ -11,8 +11,8 @@ mod errors;
 mod handlers;
 mod metrics;
 pub mod paths;
+mod sendfile;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -68,8 +68,7 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+    axum::serve(sendfile::Listener(listener), router(state))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -75,23 +75,21 @@ impl Blobs {
         })
     }
 
-    /// A stored blob's bytes, memory-mapped: serving them costs no copy into user space.
+    /// A stored blob's bytes, memory-mapped: serving them costs no copy into user space, and
+    /// a writer can send them from the file (see `mapped.rs`).
     pub fn map(&self, digest: &Digest) -> Result<bytes::Bytes, StoreError> {
         let file = self.open_file(digest)?;
+        let path = || self.path(digest);
         let len = file
             .metadata()
-            .map_err(|e| StoreError::io(&self.path(digest), e))?
+            .map_err(|e| StoreError::io(&path(), e))?
             .len();
         if len == 0 {
             return Ok(bytes::Bytes::new()); // an empty file cannot be mapped
         }
-        // SAFETY: blob files are written whole under a temp name and renamed in; after that
-        // they are only ever unlinked (gc, verify --repair), never modified or truncated in
-        // place, so the mapping stays valid and unchanging for as long as it lives.
-        let map = unsafe { memmap2::Mmap::map(&file) }
-            .map_err(|e| StoreError::io(&self.path(digest), e))?;
-        let _ = map.advise(memmap2::Advice::Sequential);
-        Ok(bytes::Bytes::from_owner(map))
+        // Blob files are written whole under a temp name and renamed in; after that they are
+        // only ever unlinked (gc, verify --repair), never modified or truncated in place.
+        super::mapped::map(file, len).map_err(|e| StoreError::io(&path(), e))
     }
 
     /// Store bytes that are already in memory (manifests), verified like any other blob.

@@ -17,6 +17,7 @@ mod index;
 mod journal;
 mod lock;
 mod maint;
+pub mod mapped;
 pub mod records;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,177 @@
+//! Zero-copy sending of stored blobs: the server's TCP streams send any slice of a
+//! memory-mapped blob that hyper hands them with `sendfile(2)` from the blob's file, so the
+//! kernel passes page-cache pages to the socket instead of copying them in from user space
+//! (what nginx's `sendfile on` does). The bytes on the wire are the same either way.
+//!
+//! Owns: the listener axum serves from, the stream wrapper each connection writes through,
+//! and the count of bytes sent this way.
+//! Must not touch: HTTP framing (hyper decides what is written and when; this only changes
+//! how a mapped slice reaches the socket), the store (mapped slices are found through
+//! `store::mapped`).
+
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::store::mapped::{self, FileRange};
+
+/// Bytes sent with sendfile since the process started.
+pub static SENT: AtomicU64 = AtomicU64::new(0);
+
+/// A TCP listener whose connections send mapped blobs with sendfile.
+pub struct Listener(pub TcpListener);
+
+impl axum::serve::Listener for Listener {
+    type Io = Stream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Stream, SocketAddr) {
+        let (tcp, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        (Stream(tcp), addr)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+/// A connection: reads and ordinary writes go to the socket unchanged.
+pub struct Stream(TcpStream);
+
+impl Stream {
+    /// Send up to `range.len` bytes of the file at `range.offset`; Ok(n) once some are sent.
+    fn poll_sendfile(&self, cx: &mut Context<'_>, range: &FileRange) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            let send = || {
+                let mut offset = range.offset;
+                rustix::fs::sendfile(&self.0, &*range.file, Some(&mut offset), range.len)
+                    .map_err(io::Error::from)
+            };
+            match self.0.try_io(Interest::WRITABLE, send) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
+                Ok(n) => {
+                    SENT.fetch_add(n as u64, Ordering::Relaxed);
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    /// Slices before the first mapped one are written as they are; a mapped slice at the
+    /// front is sent from its file. Either way a short write, as the trait allows.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let bufs = match bufs.iter().position(|b| !b.is_empty()) {
+            Some(first) => &bufs[first..],
+            None => return Poll::Ready(Ok(0)),
+        };
+        if let Some(range) = mapped::file_range(&bufs[0]).filter(|r| r.len > 0) {
+            return self.poll_sendfile(cx, &range);
+        }
+        let plain = bufs
+            .iter()
+            .position(|b| !b.is_empty() && mapped::file_range(b).is_some())
+            .unwrap_or(bufs.len());
+        Pin::new(&mut self.0).poll_write_vectored(cx, &bufs[..plain])
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::File;
+    use std::io::Write;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn pair() -> (Stream, TcpStream) {
+        let listener = Listener(TcpListener::bind("127.0.0.1:0").await.unwrap());
+        let addr = axum::serve::Listener::local_addr(&listener).unwrap();
+        let mut listener = listener;
+        let client = tokio::spawn(TcpStream::connect(addr));
+        let (server, _) = axum::serve::Listener::accept(&mut listener).await;
+        (server, client.await.unwrap().unwrap())
+    }
+
+    #[tokio::test]
+    async fn headers_then_a_mapped_slice_arrive_in_order_and_the_slice_goes_by_sendfile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        File::create(&path).unwrap().write_all(&content).unwrap();
+        let blob = mapped::map(File::open(&path).unwrap(), content.len() as u64).unwrap();
+        let body = blob.slice(1000..);
+        let (mut server, mut client) = pair().await;
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            got
+        });
+
+        let before = SENT.load(Ordering::Relaxed);
+        let head = b"HEADERS\r\n".to_vec();
+        let mut bufs = [&head[..], &body[..]];
+        while bufs.iter().any(|b| !b.is_empty()) {
+            let slices = [IoSlice::new(bufs[0]), IoSlice::new(bufs[1])];
+            let mut n = server.write_vectored(&slices).await.unwrap();
+            for b in bufs.iter_mut() {
+                let k = n.min(b.len());
+                *b = &b[k..];
+                n -= k;
+            }
+        }
+        server.shutdown().await.unwrap();
+        let got = reader.await.unwrap();
+        assert_eq!(&got[..head.len()], &head[..]);
+        assert!(
+            got[head.len()..] == content[1000..],
+            "the body is the file's bytes"
+        );
+        assert!(
+            SENT.load(Ordering::Relaxed) - before >= body.len() as u64,
+            "sent with sendfile"
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! Memory-mapped blob files that can be found again from their bytes' address, so that a
+//! writer handed a slice of one can send it from the file with `sendfile(2)` instead of
+//! copying the mapped pages (see `registry/sendfile.rs`).
+//!
+//! Owns: the process-wide table from each live mapping's address range to its open file. A
+//! mapping is in the table from `map` until the last `Bytes` that shares it is dropped.
+//! Must not touch: the store directory (it is given an open file), the network.
+
+use std::fs::File;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+/// Live mappings: (first address, length, the file mapped).
+static MAPPED: Mutex<Vec<(usize, usize, Arc<File>)>> = Mutex::new(Vec::new());
+
+/// Where a slice of mapped bytes lives in its file.
+pub struct FileRange {
+    pub file: Arc<File>,
+    pub offset: u64,
+    pub len: usize,
+}
+
+/// The whole of `file` (`len` bytes, not 0), mapped read-only.
+///
+/// The caller promises the file is never modified or truncated while mapped (blob files are
+/// only ever renamed in whole and unlinked).
+pub fn map(file: File, len: u64) -> io::Result<Bytes> {
+    // SAFETY: the caller's promise above: the mapped bytes never change and never go away
+    // while the mapping lives.
+    let map = unsafe { memmap2::Mmap::map(&file) }?;
+    if map.len() as u64 != len {
+        return Err(io::Error::other("file changed size while it was mapped"));
+    }
+    let _ = map.advise(memmap2::Advice::Sequential);
+    let start = map.as_ptr() as usize;
+    MAPPED
+        .lock()
+        .expect("mapped")
+        .push((start, map.len(), Arc::new(file)));
+    Ok(Bytes::from_owner(Mapping { map, start }))
+}
+
+/// The file range holding `bytes`, when they are (a slice of) a live mapping.
+pub fn file_range(bytes: &[u8]) -> Option<FileRange> {
+    let addr = bytes.as_ptr() as usize;
+    let table = MAPPED.lock().expect("mapped");
+    let (start, len, file) = table
+        .iter()
+        .find(|(start, len, _)| *start <= addr && addr < start + len)?;
+    Some(FileRange {
+        file: file.clone(),
+        offset: (addr - start) as u64,
+        len: bytes.len().min(start + len - addr),
+    })
+}
+
+/// Owner of one mapping; leaves the table before it is unmapped.
+struct Mapping {
+    map: memmap2::Mmap,
+    start: usize,
+}
+
+impl AsRef<[u8]> for Mapping {
+    fn as_ref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        let mut table = MAPPED.lock().expect("mapped");
+        table.retain(|(start, _, _)| *start != self.start);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn mapped(content: &[u8]) -> (tempfile::TempDir, Bytes) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        File::create(&path).unwrap().write_all(content).unwrap();
+        let bytes = map(File::open(&path).unwrap(), content.len() as u64).unwrap();
+        (dir, bytes)
+    }
+
+    #[test]
+    fn a_slice_of_a_mapping_is_found_at_its_offset_in_the_file() {
+        let (_dir, bytes) = mapped(b"0123456789");
+        assert_eq!(&bytes[..], b"0123456789");
+        let range = file_range(&bytes.slice(3..7)).unwrap();
+        assert_eq!((range.offset, range.len), (3, 4));
+        assert_eq!(range.file.metadata().unwrap().len(), 10);
+    }
+
+    #[test]
+    fn bytes_elsewhere_and_dropped_mappings_are_not_found() {
+        assert!(file_range(b"not mapped").is_none());
+        let (_dir, bytes) = mapped(b"abc");
+        let addr = bytes.as_ptr();
+        let copy = bytes.to_vec();
+        assert!(file_range(&copy).is_none());
+        drop(bytes);
+        // SAFETY: only the address is used, to look it up; nothing is read through it.
+        let gone = unsafe { std::slice::from_raw_parts(addr, 0) };
+        assert!(
+            file_range(gone).is_none(),
+            "the dropped mapping left the table"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_the_size_said_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        File::create(&path).unwrap().write_all(b"abc").unwrap();
+        assert!(map(File::open(&path).unwrap(), 4).is_err());
+    }
+}
