@@ -122,20 +122,15 @@ async fn a_rate_limited_upstream_gets_a_registry_error_and_metrics_count_it() {
     assert_eq!(header(&hit, "x-stablebuild-cache"), "hit");
     let size = hit.bytes().await.unwrap().len() * 2;
 
-    let metrics = metrics(&srv).await;
-    let value = |name: &str| metric(&metrics, name);
     // At least: the 429, the miss, the hit (the admin API polls of wait_pinned count too).
-    assert!(value("stablebuild_requests_total") >= 3, "{metrics}");
-    assert_eq!(value("stablebuild_request_errors_total"), 1);
-    assert_eq!(value("stablebuild_cache_hits_total"), 1);
-    assert_eq!(value("stablebuild_cache_misses_total"), 1);
-    assert!(value("stablebuild_served_bytes_total") >= size as u64);
-    assert!(
-        value("stablebuild_upstream_requests_total") >= 7,
-        "{metrics}"
-    );
-    let budget = value("stablebuild_upstream_ratelimit_remaining");
-    assert!(budget > 0 && budget < 100, "{metrics}");
+    assert!(srv.metric("stablebuild_requests_total").await >= 3);
+    assert_eq!(srv.metric("stablebuild_request_errors_total").await, 1);
+    assert_eq!(srv.metric("stablebuild_cache_hits_total").await, 1);
+    assert_eq!(srv.metric("stablebuild_cache_misses_total").await, 1);
+    assert!(srv.metric("stablebuild_served_bytes_total").await >= size as u64);
+    assert!(srv.metric("stablebuild_upstream_requests_total").await >= 7);
+    let budget = srv.metric("stablebuild_upstream_ratelimit_remaining").await;
+    assert!(budget > 0 && budget < 100, "budget {budget}");
     assert!(srv.stop().await.success());
 }
 
@@ -154,7 +149,7 @@ async fn a_stored_blob_is_sent_from_its_file_whole_and_by_range() {
         200
     );
     srv.wait_pinned(&sb, "faulty:1").await;
-    let before = metric(&metrics(&srv).await, "stablebuild_sendfile_bytes_total");
+    let before = srv.metric("stablebuild_sendfile_bytes_total").await;
 
     let url = format!("{}/v2/library/faulty/blobs/{layer}", srv.url());
     let whole = reqwest::get(&url).await.unwrap();
@@ -175,27 +170,11 @@ async fn a_stored_blob_is_sent_from_its_file_whole_and_by_range() {
     let head = client.head(&url).send().await.unwrap();
     assert_eq!(header(&head, "content-length"), full.len().to_string());
 
-    let sent = metric(&metrics(&srv).await, "stablebuild_sendfile_bytes_total") - before;
+    let sent = srv.metric("stablebuild_sendfile_bytes_total").await - before;
     assert_eq!(
         sent,
         full.len() as u64 + 1000,
         "the body bytes, and only those, by sendfile"
     );
     assert!(srv.stop().await.success());
-}
-
-async fn metrics(srv: &Server) -> String {
-    let resp = reqwest::get(format!("{}/metrics", srv.url()))
-        .await
-        .unwrap();
-    resp.text().await.unwrap()
-}
-
-/// The value of a counter or gauge (the first series of that name) in `/metrics` output.
-fn metric(metrics: &str, name: &str) -> u64 {
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
-        .unwrap_or_else(|| panic!("{name} missing from:\n{metrics}"));
-    line.rsplit(' ').next().unwrap().parse().unwrap()
 }

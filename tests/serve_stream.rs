@@ -31,6 +31,7 @@ async fn a_cold_manifest_is_answered_before_its_layers_and_a_layer_streams_while
     let srv = Server::start(&sb, &[]).await;
     let base = srv.url();
     let http = reqwest::Client::new();
+    let by_sendfile = srv.metric("stablebuild_sendfile_bytes_total").await;
 
     let index = http
         .get(format!("{base}/v2/library/faulty/manifests/1"))
@@ -65,6 +66,12 @@ async fn a_cold_manifest_is_answered_before_its_layers_and_a_layer_streams_while
         got.extend_from_slice(&chunk);
     }
     assert_eq!(got, full);
+    let by_sendfile = srv.metric("stablebuild_sendfile_bytes_total").await - by_sendfile;
+    assert_eq!(
+        by_sendfile,
+        full.len() as u64,
+        "streamed from the temp file by sendfile"
+    );
     assert_eq!(
         up.requests(&up.blob_path(&layer)),
         1,

@@ -174,9 +174,8 @@ fn write_all(
     while let Some(chunk) = rx.blocking_recv() {
         match chunk {
             Chunk::Data(bytes) => {
-                let offset = writer.written();
                 writer.write(&bytes)?;
-                tee.append(offset, bytes);
+                tee.written(writer.written());
             }
             Chunk::End => {
                 // Readers may have the last byte once the content is known good; the

@@ -3,6 +3,9 @@
 //! arrive, from the same single upstream fetch.
 //!
 //! Owns: the table of blobs in flight (digest → `Tee`) and reading a temp file as it grows.
+//! Readers are handed slices of a mapping of the temp file, which the server sends from the
+//! file with sendfile (`registry/sendfile.rs`): the bytes are never copied through memory
+//! again, and the writer keeps no chunks for them.
 //! A reader never gets the last byte of a blob before the store has checked its size and
 //! digest, so a client never receives a complete body that the store rejected: on a failure
 //! the stream ends with an error (the connection is cut short, and the client retries). The
@@ -20,12 +23,10 @@ use futures_util::Stream;
 use tokio::sync::watch;
 
 use crate::reference::Digest;
+use crate::store::mapped;
 
-/// Bytes read per chunk by a streaming reader that reads the file.
+/// Bytes read per chunk by a streaming reader when the temp file could not be mapped.
 const CHUNK: u64 = 256 * 1024;
-/// The most recent chunks are kept in memory, up to this many bytes, so that readers who keep
-/// up with the download are served without reading the file back.
-const RECENT_BYTES: u64 = 4 << 20;
 
 /// Where a blob's write stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,41 +45,9 @@ pub enum Stage {
 pub struct Tee {
     size: Option<u64>,
     file: Arc<File>,
-    recent: Mutex<Recent>,
+    /// The temp file mapped at its final size, when that is known (and not 0).
+    map: Option<Bytes>,
     stage: watch::Sender<Stage>,
-}
-
-/// The last chunks written, by offset, in order.
-#[derive(Default)]
-struct Recent {
-    chunks: std::collections::VecDeque<(u64, Bytes)>,
-    bytes: u64,
-}
-
-impl Recent {
-    fn push(&mut self, offset: u64, chunk: Bytes) {
-        self.bytes += chunk.len() as u64;
-        self.chunks.push_back((offset, chunk));
-        while self.bytes > RECENT_BYTES && self.chunks.len() > 1 {
-            let (_, old) = self.chunks.pop_front().expect("not empty");
-            self.bytes -= old.len() as u64;
-        }
-    }
-
-    /// The offset of the oldest chunk kept.
-    fn start(&self) -> Option<u64> {
-        self.chunks.front().map(|(off, _)| *off)
-    }
-
-    /// The bytes from `pos` up to `limit` (or the end of the chunk holding `pos`).
-    fn get(&self, pos: u64, limit: u64) -> Option<Bytes> {
-        let i = self
-            .chunks
-            .partition_point(|(off, c)| off + c.len() as u64 <= pos);
-        let (off, chunk) = self.chunks.get(i).filter(|(off, _)| *off <= pos)?;
-        let end = (off + chunk.len() as u64).min(limit);
-        Some(chunk.slice((pos - off) as usize..(end - off) as usize))
-    }
 }
 
 impl Tee {
@@ -87,10 +56,8 @@ impl Tee {
         self.size
     }
 
-    /// `chunk` is in the file at `offset`.
-    pub(super) fn append(&self, offset: u64, chunk: Bytes) {
-        let end = offset + chunk.len() as u64;
-        self.recent.lock().expect("tee").push(offset, chunk);
+    /// The first `end` bytes are in the file.
+    pub(super) fn written(&self, end: u64) {
         self.stage.send_replace(Stage::Writing(end));
     }
 
@@ -140,17 +107,9 @@ impl Tee {
                 }
                 rx.changed().await.map_err(io::Error::other)?;
             };
-            let (recent, start) = {
-                let recent = tee.recent.lock().expect("tee");
-                (recent.get(pos, limit), recent.start())
-            };
-            let bytes = match recent {
-                Some(bytes) => bytes,
-                None => {
-                    // Behind the chunks in memory: the file, up to where they start.
-                    let upto = start.filter(|s| *s > pos).unwrap_or(limit).min(limit);
-                    tee.read_at(pos, (upto - pos).min(CHUNK)).await?
-                }
+            let bytes = match tee.map.as_ref().filter(|m| m.len() as u64 >= limit) {
+                Some(map) => map.slice(pos as usize..limit as usize),
+                None => tee.read_at(pos, (limit - pos).min(CHUNK)).await?,
             };
             let next = pos + bytes.len() as u64;
             Ok(Some((bytes, (tee, rx, next))))
@@ -204,10 +163,14 @@ impl Tees {
     /// A blob starts being written to the temp file that `file` reads. The entry goes away,
     /// marked failed unless committed, when the guard is dropped.
     pub(super) fn open(&self, digest: &Digest, size: Option<u64>, file: File) -> TeeGuard<'_> {
+        let file = Arc::new(file);
+        let map = size
+            .filter(|n| *n > 0)
+            .and_then(|n| mapped::map_growing(file.clone(), n).ok());
         let tee = Arc::new(Tee {
             size,
-            file: Arc::new(file),
-            recent: Mutex::default(),
+            file,
+            map,
             stage: watch::channel(Stage::Writing(0)).0,
         });
         self.map
@@ -276,10 +239,10 @@ mod tests {
         let tee = tees.get(&digest()).unwrap();
         let mut stream = Box::pin(tee.clone().stream(6));
         w.write_all(b"abc").unwrap();
-        tee.append(0, Bytes::from_static(b"abc"));
+        tee.written(3);
         assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"abc");
         w.write_all(b"def").unwrap();
-        tee.append(3, Bytes::from_static(b"def"));
+        tee.written(6);
         assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"de");
         let last = tokio::time::timeout(std::time::Duration::from_millis(50), stream.next());
         assert!(last.await.is_err(), "the last byte waits for the verdict");
@@ -299,7 +262,7 @@ mod tests {
         let tee = guard.tee();
         let mut stream = Box::pin(tee.clone().stream(4));
         w.write_all(b"xyzw").unwrap();
-        tee.append(0, Bytes::from_static(b"xyzw"));
+        tee.written(4);
         assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"xyz");
         drop(guard); // the writer gave up (wrong digest, dropped connection)
         assert!(stream.next().await.unwrap().is_err());
@@ -307,33 +270,34 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_reader_behind_the_recent_chunks_reads_the_file() {
+    async fn readers_get_slices_of_the_mapped_temp_file() {
         let (dir, mut w, tees) = setup();
         let guard = tees.open(&digest(), Some(6), reader(&dir));
         let tee = guard.tee();
+        let mut stream = Box::pin(tee.clone().stream(6));
         w.write_all(b"abcdef").unwrap();
-        // Only the tail is still in memory (as after more than RECENT_BYTES were written).
-        tee.append(4, Bytes::from_static(b"EF"));
+        tee.written(6);
+        let first = stream.next().await.unwrap().unwrap();
         tee.verified();
-        let got: Vec<Bytes> = tee.clone().stream(6).map(|b| b.unwrap()).collect().await;
-        assert_eq!(got, [&b"abcd"[..], &b"EF"[..]], "file, then memory");
+        let last = stream.next().await.unwrap().unwrap();
+        assert_eq!((&first[..], &last[..]), (&b"abcde"[..], &b"f"[..]));
+        let range = mapped::file_range(&first).expect("a slice of the mapping");
+        assert_eq!((range.offset, range.len), (0, 5));
+        let range = mapped::file_range(&last).expect("a slice of the mapping");
+        assert_eq!((range.offset, range.len), (5, 1));
     }
 
-    #[test]
-    fn recent_chunks_are_bounded_and_found_by_offset() {
-        let mut recent = Recent::default();
-        let chunk = Bytes::from(vec![1u8; 1 << 20]);
-        for i in 0..6u64 {
-            recent.push(i << 20, chunk.clone());
-        }
-        assert_eq!(recent.bytes, RECENT_BYTES);
-        assert!(recent.get(0, 6 << 20).is_none(), "the oldest were dropped");
-        assert_eq!(
-            recent.get((2 << 20) + 5, 6 << 20).unwrap().len(),
-            (1 << 20) - 5
-        );
-        assert_eq!(recent.get(5 << 20, (5 << 20) + 7).unwrap().len(), 7);
-        assert!(recent.get(6 << 20, 7 << 20).is_none());
+    #[tokio::test]
+    async fn without_a_size_to_map_readers_read_the_file() {
+        let (dir, mut w, tees) = setup();
+        let guard = tees.open(&digest(), None, reader(&dir));
+        let tee = guard.tee();
+        w.write_all(b"abcdef").unwrap();
+        tee.written(6);
+        tee.verified();
+        let got: Vec<Bytes> = tee.clone().stream(6).map(|b| b.unwrap()).collect().await;
+        assert_eq!(got.concat(), b"abcdef");
+        assert!(mapped::file_range(&got[0]).is_none());
     }
 
     #[tokio::test]

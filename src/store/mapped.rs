@@ -1,6 +1,7 @@
-//! Memory-mapped blob files that can be found again from their bytes' address, so that a
-//! writer handed a slice of one can send it from the file with `sendfile(2)` instead of
-//! copying the mapped pages (see `registry/sendfile.rs`).
+//! Memory-mapped blob files (stored ones, and temp files still being written) that can be
+//! found again from their bytes' address, so that a writer handed a slice of one can send it
+//! from the file with `sendfile(2)` instead of copying the mapped pages (see
+//! `registry/sendfile.rs`).
 //!
 //! Owns: the process-wide table from each live mapping's address range to its open file. A
 //! mapping is in the table from `map` until the last `Bytes` that shares it is dropped.
@@ -27,18 +28,28 @@ pub struct FileRange {
 /// The caller promises the file is never modified or truncated while mapped (blob files are
 /// only ever renamed in whole and unlinked).
 pub fn map(file: File, len: u64) -> io::Result<Bytes> {
-    // SAFETY: the caller's promise above: the mapped bytes never change and never go away
-    // while the mapping lives.
-    let map = unsafe { memmap2::Mmap::map(&file) }?;
-    if map.len() as u64 != len {
-        return Err(io::Error::other("file changed size while it was mapped"));
+    if file.metadata()?.len() != len {
+        return Err(io::Error::other("file changed size before it was mapped"));
     }
+    map_growing(Arc::new(file), len)
+}
+
+/// `len` bytes (not 0) of a file that is still being appended to, mapped read-only.
+///
+/// The caller promises to read through the mapping only bytes already written (the rest
+/// of the mapping is past the end of the file), and that the file is only ever appended to,
+/// never truncated, while mapped (temp files of the store are renamed in or unlinked).
+pub fn map_growing(file: Arc<File>, len: u64) -> io::Result<Bytes> {
+    let len = usize::try_from(len).map_err(io::Error::other)?;
+    // SAFETY: the callers' promises above: bytes read through the mapping are in the file,
+    // never change, and stay there for as long as the mapping lives.
+    let map = unsafe { memmap2::MmapOptions::new().len(len).map(&*file) }?;
     let _ = map.advise(memmap2::Advice::Sequential);
     let start = map.as_ptr() as usize;
     MAPPED
         .lock()
         .expect("mapped")
-        .push((start, map.len(), Arc::new(file)));
+        .push((start, map.len(), file));
     Ok(Bytes::from_owner(Mapping { map, start }))
 }
 
@@ -111,6 +122,23 @@ mod tests {
             file_range(gone).is_none(),
             "the dropped mapping left the table"
         );
+    }
+
+    #[test]
+    fn a_growing_file_is_mapped_at_its_final_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        let mut w = File::create(&path).unwrap();
+        w.write_all(b"abc").unwrap();
+        let bytes = map_growing(Arc::new(File::open(&path).unwrap()), 6).unwrap();
+        assert_eq!(&bytes[..3], b"abc");
+        w.write_all(b"def").unwrap();
+        assert_eq!(
+            &bytes[..],
+            b"abcdef",
+            "later writes are seen through the mapping"
+        );
+        assert_eq!(file_range(&bytes[4..]).unwrap().offset, 4);
     }
 
     #[test]

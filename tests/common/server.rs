@@ -51,6 +51,19 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
+    /// The value of a counter or gauge (its first series) in the server's `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let resp = reqwest::get(format!("{}/metrics", self.url()))
+            .await
+            .unwrap();
+        let metrics = resp.text().await.unwrap();
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
+            .unwrap_or_else(|| panic!("{name} missing from:\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
