@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use common::fixtures::{self, Pushed};
 use common::registry::{Registry, parse_access_line};
+use common::tools;
 use serde_json::Value;
-use tokio::process::Command;
 
 fn json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).expect("manifest is JSON")
@@ -326,18 +325,36 @@ async fn skopeo_accepts_the_fixtures() {
         fixtures::push_multi(&url, 0),
         fixtures::push_dockerlist(&url)
     );
-    let skopeo = Skopeo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = tools::policy(dir.path());
     let source = |p: &Pushed| format!("docker://{}/{}:{}", registry.host(), p.repo, p.tag);
+    let copy_all = |source: String, dest: String| {
+        let policy = policy.clone();
+        async move {
+            let args = [
+                "--policy",
+                &policy,
+                "copy",
+                "--all",
+                "--src-tls-verify=false",
+            ];
+            tools::skopeo(&[&args[..], &[&source, &dest]].concat()).await;
+        }
+    };
 
-    let raw = skopeo
-        .run(&["inspect", "--tls-verify=false", "--raw", &source(&multi)])
-        .await;
-    assert_eq!(fixtures::sha256_digest(&raw), multi.digest);
+    let raw = tools::skopeo(&[
+        "--policy",
+        &policy,
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &source(&multi),
+    ])
+    .await;
+    assert_eq!(fixtures::sha256_digest(raw.as_bytes()), multi.digest);
 
-    let layout = skopeo.dir.path().join("oci");
-    skopeo
-        .copy_all(&source(&multi), &format!("oci:{}:1", layout.display()))
-        .await;
+    let layout = dir.path().join("oci");
+    copy_all(source(&multi), format!("oci:{}:1", layout.display())).await;
     let index = json(&std::fs::read(layout.join("index.json")).unwrap());
     assert_eq!(index["manifests"][0]["digest"], *multi.digest, "index kept");
     let copied = std::fs::read_dir(layout.join("blobs/sha256")).unwrap();
@@ -346,46 +363,8 @@ async fn skopeo_accepts_the_fixtures() {
         1 + multi.manifests.len() + multi.blobs.len()
     );
 
-    let dir = skopeo.dir.path().join("dockerlist");
-    skopeo
-        .copy_all(&source(&dockerlist), &format!("dir:{}", dir.display()))
-        .await;
-}
-
-/// skopeo with a permissive policy file in its own temp dir (also a place for its output).
-struct Skopeo {
-    dir: tempfile::TempDir,
-    policy: PathBuf,
-}
-
-impl Skopeo {
-    fn new() -> Skopeo {
-        let dir = tempfile::tempdir().unwrap();
-        let policy = dir.path().join("policy.json");
-        let text = r#"{"default":[{"type":"insecureAcceptAnything"}]}"#;
-        std::fs::write(&policy, text).unwrap();
-        Skopeo { dir, policy }
-    }
-
-    /// Runs skopeo; panics with its stderr unless it succeeds. Returns its stdout.
-    async fn run(&self, args: &[&str]) -> Vec<u8> {
-        let output = Command::new("skopeo")
-            .arg("--policy")
-            .arg(&self.policy)
-            .args(args)
-            .output()
-            .await
-            .expect("run skopeo (apt-get install skopeo)");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "skopeo {args:?}: {stderr}");
-        output.stdout
-    }
-
-    /// `skopeo copy --all` from a plain-http registry.
-    async fn copy_all(&self, source: &str, dest: &str) {
-        let args = ["copy", "--all", "--src-tls-verify=false", source, dest];
-        self.run(&args).await;
-    }
+    let listed = dir.path().join("dockerlist");
+    copy_all(source(&dockerlist), format!("dir:{}", listed.display())).await;
 }
 
 #[test]
