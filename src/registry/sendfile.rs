@@ -96,7 +96,7 @@ impl AsyncWrite for Stream {
             Some(first) => &bufs[first..],
             None => return Poll::Ready(Ok(0)),
         };
-        if let Some(range) = mapped::file_range(&bufs[0]).filter(|r| r.len > 0) {
+        if let Some(range) = mapped::file_range(&bufs[0]) {
             return self.poll_sendfile(cx, &range);
         }
         let plain = bufs
@@ -127,9 +127,8 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     async fn pair() -> (Stream, TcpStream) {
-        let listener = Listener(TcpListener::bind("127.0.0.1:0").await.unwrap());
+        let mut listener = Listener(TcpListener::bind("127.0.0.1:0").await.unwrap());
         let addr = axum::serve::Listener::local_addr(&listener).unwrap();
-        let mut listener = listener;
         let client = tokio::spawn(TcpStream::connect(addr));
         let (server, _) = axum::serve::Listener::accept(&mut listener).await;
         (server, client.await.unwrap().unwrap())
@@ -141,7 +140,7 @@ mod tests {
         let path = dir.path().join("blob");
         let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         File::create(&path).unwrap().write_all(&content).unwrap();
-        let blob = mapped::map(File::open(&path).unwrap(), content.len() as u64).unwrap();
+        let blob = mapped::map(File::open(&path).unwrap()).unwrap();
         let body = blob.slice(1000..);
         let (mut server, mut client) = pair().await;
         let reader = tokio::spawn(async move {

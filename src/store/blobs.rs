@@ -79,17 +79,9 @@ impl Blobs {
     /// a writer can send them from the file (see `mapped.rs`).
     pub fn map(&self, digest: &Digest) -> Result<bytes::Bytes, StoreError> {
         let file = self.open_file(digest)?;
-        let path = || self.path(digest);
-        let len = file
-            .metadata()
-            .map_err(|e| StoreError::io(&path(), e))?
-            .len();
-        if len == 0 {
-            return Ok(bytes::Bytes::new()); // an empty file cannot be mapped
-        }
         // Blob files are written whole under a temp name and renamed in; after that they are
         // only ever unlinked (gc, verify --repair), never modified or truncated in place.
-        super::mapped::map(file, len).map_err(|e| StoreError::io(&path(), e))
+        super::mapped::map(file).map_err(|e| StoreError::io(&self.path(digest), e))
     }
 
     /// Store bytes that are already in memory (manifests), verified like any other blob.

@@ -23,15 +23,16 @@ pub struct FileRange {
     pub len: usize,
 }
 
-/// The whole of `file` (`len` bytes, not 0), mapped read-only.
+/// The whole of `file`, mapped read-only (no bytes for an empty file, which cannot be
+/// mapped).
 ///
 /// The caller promises the file is never modified or truncated while mapped (blob files are
 /// only ever renamed in whole and unlinked).
-pub fn map(file: File, len: u64) -> io::Result<Bytes> {
-    if file.metadata()?.len() != len {
-        return Err(io::Error::other("file changed size before it was mapped"));
+pub fn map(file: File) -> io::Result<Bytes> {
+    match file.metadata()?.len() {
+        0 => Ok(Bytes::new()),
+        len => map_growing(Arc::new(file), len),
     }
-    map_growing(Arc::new(file), len)
 }
 
 /// `len` bytes (not 0) of a file that is still being appended to, mapped read-only.
@@ -95,7 +96,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("blob");
         File::create(&path).unwrap().write_all(content).unwrap();
-        let bytes = map(File::open(&path).unwrap(), content.len() as u64).unwrap();
+        let bytes = map(File::open(&path).unwrap()).unwrap();
         (dir, bytes)
     }
 
@@ -142,10 +143,8 @@ mod tests {
     }
 
     #[test]
-    fn a_file_that_is_not_the_size_said_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("blob");
-        File::create(&path).unwrap().write_all(b"abc").unwrap();
-        assert!(map(File::open(&path).unwrap(), 4).is_err());
+    fn an_empty_file_maps_to_no_bytes() {
+        let (_dir, bytes) = mapped(b"");
+        assert!(bytes.is_empty());
     }
 }
