@@ -151,6 +151,9 @@ async fn moved_and_vanished_upstream_tags_keep_serving_the_pinned_bytes() {
     ];
     let inspect = || skopeo(&inspect_args);
     assert_eq!(digest(inspect().await), old.digest);
+    // The manifest is answered before the blobs are stored: let the pin finish before the
+    // upstream goes away.
+    srv.wait_pinned(&sb, "multi:1").await;
 
     fixtures::push_multi(&reg.url(), 1).await;
     assert_eq!(
