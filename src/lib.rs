@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod export;
+pub mod malloc;
 pub mod manifest;
 pub mod ops;
 pub mod reference;

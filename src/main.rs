@@ -8,6 +8,7 @@ use stablebuild::cli::Cli;
 use stablebuild::commands::{self, UsageError};
 
 fn main() -> ExitCode {
+    stablebuild::malloc::tune();
     let cli = Cli::parse();
     // The server logs one line per request by default; the other commands only warnings.
     let serving = matches!(cli.command, stablebuild::cli::Command::Serve(_));
