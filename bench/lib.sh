@@ -128,16 +128,18 @@ make_work_dir() {
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# start_registry: a distribution registry on a free loopback port (never 5000), storage in
-# $work/registry; waits for GET /v2/ to answer 200. Sets registry_pid, registry_port and
-# registry (127.0.0.1:PORT).
-start_registry() {
-    local attempt port i code
-    registry_port=""
+# launch_registry NAME STORAGE [EXTRA_YAML]: a distribution registry on a free loopback port
+# (never 5000) with its storage in STORAGE and EXTRA_YAML appended to its config (a `proxy:`
+# section, say); its log goes to $work/NAME.log. Waits for GET /v2/ to answer 200. Sets
+# launched_pid and launched_addr (127.0.0.1:PORT).
+launch_registry() {
+    local name=$1 storage=$2 extra=${3:-} attempt port i code
+    launched_pid=""
+    launched_addr=""
     for attempt in 1 2 3 4 5 6 7 8 9 10; do
         port=$((20000 + RANDOM % 40000))
         if [ "$port" -eq 5000 ] || port_in_use "$port"; then continue; fi
-        cat >"$work/registry.yml" <<EOF
+        cat >"$work/$name.yml" <<EOF
 version: 0.1
 log:
   level: warn
@@ -145,32 +147,41 @@ log:
     disabled: true
 storage:
   filesystem:
-    rootdirectory: $work/registry
+    rootdirectory: $storage
   delete:
     enabled: true
 http:
   addr: 127.0.0.1:$port
   secret: $(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+$extra
 EOF
-        docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-        registry_pid=$!
+        docker-registry serve "$work/$name.yml" >"$work/$name.log" 2>&1 &
+        launched_pid=$!
         for i in $(seq 1 100); do
-            if ! kill -0 "$registry_pid" 2>/dev/null; then break; fi
+            if ! kill -0 "$launched_pid" 2>/dev/null; then break; fi
             code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" || true)
             if [ "$code" = 200 ]; then
-                registry_port=$port
-                registry=127.0.0.1:$registry_port
-                log "registry at http://$registry (pid $registry_pid)"
+                launched_addr=127.0.0.1:$port
                 return 0
             fi
             sleep 0.1
         done
-        stop_pid "$registry_pid"
-        registry_pid=""
-        log "registry did not come up on port $port; trying another"
-        tail -n 5 "$work/registry.log" >&2 || true
+        stop_pid "$launched_pid"
+        launched_pid=""
+        log "$name did not come up on port $port; trying another"
+        tail -n 5 "$work/$name.log" >&2 || true
     done
-    die "could not start docker-registry"
+    die "could not start docker-registry ($name)"
+}
+
+# start_registry: the upstream registry, storage in $work/registry. Sets registry_pid,
+# registry_port and registry (127.0.0.1:PORT).
+start_registry() {
+    launch_registry registry "$work/registry"
+    registry_pid=$launched_pid
+    registry=$launched_addr
+    registry_port=${registry##*:}
+    log "registry at http://$registry (pid $registry_pid)"
 }
 
 # load_fixtures: pushes the fixture images (big image: big_size bytes) to the registry; what

@@ -3,7 +3,9 @@
 # the issue names, all in the same run:
 #   1. cached blob GET throughput              vs nginx (sendfile) serving the same file
 #   2. cached manifest GETs by tag (wrk)       vs the distribution registry
-#   3. cold pull of a 256 MiB image (skopeo)   vs skopeo straight from the upstream registry
+#   3. cold pull of a 256 MiB image (skopeo)   vs skopeo straight from the upstream registry,
+#      and (for reference) through the distribution registry in proxy mode, and the mirror
+#      vs direct again with skopeo alone on one CPU and the servers on the other
 #   4. peak memory of the server during 20 concurrent cold pulls of that image
 #
 #   bash bench/serve.sh [--quick] [--runs N] [--big-size BYTES] [--wrk-duration SECS]
@@ -74,11 +76,15 @@ nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 # The processes this script starts besides the registry; all are stopped on exit.
 nginx_pid=""
 sb_pid=""
+proxy_pid=""
+on_server_cpu=""
+on_client_cpu=""
 pull_pids=()
 stop_own() {
     local p
     for p in "${pull_pids[@]}"; do stop_pid "$p"; done
     stop_pid "$sb_pid"
+    stop_pid "$proxy_pid"
     stop_pid "$nginx_pid"
 }
 make_work_dir
@@ -102,10 +108,11 @@ sync # the pushes leave dirty data; nothing measured should pay for writing it b
 # stablebuild serve and nginx
 # ------------------------------------------------------------------------------------------
 # start_sb STORE: starts `stablebuild serve` on a free loopback port with a store STORE;
-# its stderr goes to $work/sb.log (never the terminal). Sets sb_pid and mirror.
+# its stderr goes to $work/sb.log (never the terminal). Sets sb_pid and mirror. Runs it under
+# $on_server_cpu (empty, or a taskset command; see measurement 3).
 start_sb() {
     local store=$1 i addr=""
-    "$sb_bin" --store "$store" --upstream "docker.io=http://$registry" \
+    $on_server_cpu "$sb_bin" --store "$store" --upstream "docker.io=http://$registry" \
         serve --listen 127.0.0.1:0 >"$work/sb.out" 2>"$work/sb.log" &
     sb_pid=$!
     for i in $(seq 1 200); do
@@ -278,37 +285,74 @@ stop_sb
 # ------------------------------------------------------------------------------------------
 # 3. Cold pull through the mirror vs straight from the upstream
 # ------------------------------------------------------------------------------------------
-# pull_one mirror|direct RESULT: one skopeo copy of library/big:1 into a fresh OCI dir; for
-# the mirror, through a server with a fresh empty store (started and stopped untimed).
+# pull_one mirror|direct|proxy RESULT: one skopeo copy of library/big:1 into a fresh OCI dir;
+# for the mirror, through a server with a fresh empty store, and for the proxy, through the
+# distribution registry in proxy mode with fresh empty storage (either started and stopped
+# untimed).
 pull_one() {
     local how=$1 result=$2 dir src t0 t1
     dir=$(mktemp -d "$runs_dir/oci.XXXXXX")
-    if [ "$how" = mirror ]; then
-        start_sb "$(mktemp -d "$runs_dir/store.XXXXXX")"
-        src=$mirror
-    else
-        src=$registry
-    fi
+    case "$how" in
+        mirror) start_sb "$(mktemp -d "$runs_dir/store.XXXXXX")"; src=$mirror ;;
+        proxy) start_proxy; src=$proxy ;;
+        *) src=$registry ;;
+    esac
     t0=$(now_us)
-    skopeo --policy "$policy" copy --src-tls-verify=false \
+    $on_client_cpu skopeo --policy "$policy" copy --src-tls-verify=false \
         "docker://$src/library/big:1" "oci:$dir:1" >"$work/pull.out" 2>&1 ||
         { cat "$work/pull.out" >&2; die "skopeo copy from $how ($src) failed"; }
     t1=$(now_us)
     [ -s "$dir/index.json" ] || die "skopeo left no $dir/index.json"
-    if [ "$how" = mirror ]; then stop_sb; fi
+    case "$how" in
+        mirror) stop_sb ;;
+        proxy) stop_pid "$proxy_pid"; proxy_pid="" ;;
+    esac
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f\n", (b - a) / 1e6 }' >>"$result"
-    rm -rf -- "$runs_dir"/oci.* "$runs_dir"/store.*
+    rm -rf -- "$runs_dir"/oci.* "$runs_dir"/store.* "$runs_dir"/proxy.*
     sync
 }
-log "3. cold pull of library/big:1: 1 warmup + $runs timed runs per way"
+# start_proxy: the distribution registry as a pull-through cache of the upstream, on fresh
+# storage. Sets proxy_pid and proxy.
+start_proxy() {
+    launch_registry proxy "$(mktemp -d "$runs_dir/proxy.XXXXXX")" \
+        "$(printf 'proxy:\n  remoteurl: http://%s' "$registry")"
+    proxy_pid=$launched_pid
+    proxy=$launched_addr
+}
+# pull_rounds TAG WAY...: $runs timed pulls of each WAY, their order rotated every run; the
+# seconds go to $work/pull.TAG.WAY.
+pull_rounds() {
+    local tag=$1 i k way
+    shift
+    for way in "$@"; do : >"$work/pull.$tag.$way"; done
+    for ((i = 0; i < runs; i++)); do
+        for ((k = 0; k < $#; k++)); do
+            way=${*:$(((i + k) % $# + 1)):1}
+            pull_one "$way" "$work/pull.$tag.$way"
+        done
+    done
+}
+log "3. cold pull of library/big:1: 1 warmup + $runs timed runs per way (mirror, direct, proxy)"
 pull_one mirror /dev/null
 pull_one direct /dev/null
-: >"$work/pull.mirror"
-: >"$work/pull.direct"
-for ((i = 0; i < runs; i++)); do
-    if ((i % 2 == 0)); then order=(mirror direct); else order=(direct mirror); fi
-    for how in "${order[@]}"; do pull_one "$how" "$work/pull.$how"; done
-done
+pull_one proxy /dev/null
+pull_rounds cold mirror direct proxy
+# The same mirror/direct comparison with skopeo alone on CPU 1 and the registry and the mirror
+# on CPU 0: what the mirror costs when it does not take CPU from the client (as on a mirror
+# host of its own). Needs two CPUs.
+split=no
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+    split=yes
+    log "3c. the same with skopeo on CPU 1, registry and mirror on CPU 0: $runs runs per way"
+    taskset -a -p -c 0 "$registry_pid" >/dev/null
+    on_server_cpu="taskset -c 0"
+    on_client_cpu="taskset -c 1"
+    pull_one mirror /dev/null
+    pull_rounds split mirror direct
+    on_server_cpu=""
+    on_client_cpu=""
+    taskset -a -p -c "0-$(($(nproc) - 1))" "$registry_pid" >/dev/null
+fi
 
 # ------------------------------------------------------------------------------------------
 # 4. Peak memory during concurrent cold pulls
@@ -359,8 +403,14 @@ printf '%-28s' "blob GET MB/s nginx"; awk '{ printf " %.0f", $1 / 1e6 }' "$work/
 printf '%-28s' "blob GET CPU s/GiB sb/nginx"; echo " $(cpu_per_gib "$sb_cpu") / $(cpu_per_gib "$nginx_cpu") (all runs)"
 printf '%-28s' "manifest req/s stablebuild"; awk '{ printf " %.0f", $1 }' "$work/wrk.sb"; echo
 printf '%-28s' "manifest req/s registry"; awk '{ printf " %.0f", $1 }' "$work/wrk.registry"; echo
-printf '%-28s' "cold pull s via mirror"; awk '{ printf " %.3f", $1 }' "$work/pull.mirror"; echo
-printf '%-28s' "cold pull s direct"; awk '{ printf " %.3f", $1 }' "$work/pull.direct"; echo
+per_run() { printf '%-28s' "$1"; awk '{ printf " %.3f", $1 }' "$2"; echo; }
+per_run "cold pull s via mirror" "$work/pull.cold.mirror"
+per_run "cold pull s direct" "$work/pull.cold.direct"
+per_run "cold pull s via dist. proxy" "$work/pull.cold.proxy"
+if [ "$split" = yes ]; then
+    per_run "skopeo on CPU 1: via mirror" "$work/pull.split.mirror"
+    per_run "skopeo on CPU 1: direct" "$work/pull.split.direct"
+fi
 printf '%-28s' "$pulls pulls: VmHWM MiB/wall s"; awk '{ printf " %.1f/%.1f", $1 / 1024, $2 }' "$work/mem"; echo
 echo
 
@@ -382,10 +432,20 @@ a=$(median 1 "$work/wrk.sb"); b=$(median 1 "$work/wrk.registry")
 verdict "$a" "$b" 'a >= 3 * b'
 printf "$row" "2. manifest req/s (vs registry)" "$(printf '%.0f' "$a")" "$(printf '%.0f' "$b")" \
     "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')" ">=3" "$v"
-a=$(median 1 "$work/pull.mirror"); b=$(median 1 "$work/pull.direct")
+a=$(median 1 "$work/pull.cold.mirror"); b=$(median 1 "$work/pull.cold.direct")
 verdict "$a" "$b" 'a <= 1.15 * b'
 printf "$row" "3. cold pull s (vs direct)" "$(printf '%.3f' "$a")" "$(printf '%.3f' "$b")" \
     "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')" "<=1.15" "$v"
+# For reference, no verdict: distribution's own proxy mode, and the mirror when skopeo has a
+# CPU of its own.
+a=$(median 1 "$work/pull.cold.proxy")
+printf "$row" "   dist. proxy mode s (vs direct)" "($(printf '%.3f' "$a"))" "$(printf '%.3f' "$b")" \
+    "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')" "ref." ""
+if [ "$split" = yes ]; then
+    a=$(median 1 "$work/pull.split.mirror"); b=$(median 1 "$work/pull.split.direct")
+    printf "$row" "   skopeo on own CPU s (vs direct)" "$(printf '%.3f' "$a")" "$(printf '%.3f' "$b")" \
+        "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')" "info" ""
+fi
 # Every memory run must stay under the limit: the verdict uses the largest peak.
 a=$(sort -g "$work/mem" | tail -n 1 | awk '{ print $1 / 1024 }')
 verdict "$a" 128 'a < b'
