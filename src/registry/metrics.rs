@@ -1,6 +1,6 @@
 //! `/metrics` in the Prometheus text format: requests, cache hits and misses, bytes served,
-//! upstream requests and failures, bytes sent with sendfile, and the last rate-limit budget
-//! each upstream reported.
+//! upstream requests and failures, bytes sent with sendfile (and read from disk first), and
+//! the last rate-limit budget each upstream reported.
 //! Must not touch: anything but its counters (the request middleware feeds them).
 
 use std::fmt::Write;
@@ -74,6 +74,11 @@ impl Metrics {
                 "sendfile_bytes_total",
                 "Blob bytes sent straight from the store's files with sendfile.",
                 &super::sendfile::SENT,
+            ),
+            (
+                "disk_read_bytes_total",
+                "Blob bytes read from disk on a blocking thread before sendfile sent them.",
+                &super::sendfile::FROM_DISK,
             ),
         ];
         for (name, help, value) in counters {

@@ -68,6 +68,35 @@ pub fn file_range(bytes: &[u8]) -> Option<FileRange> {
     })
 }
 
+/// Whether every page under `bytes` (a slice of a live mapping) is in the page cache, so that
+/// reading or sending it does not wait for the disk. An error counts as not resident, and so
+/// does everything when the kernel hides the page cache of files this process neither owns
+/// nor may write (Linux 5.0+; the server owns its store's files).
+pub fn resident(bytes: &[u8]) -> bool {
+    if bytes.is_empty() {
+        return true;
+    }
+    let page = page_size();
+    let start = bytes.as_ptr() as usize;
+    let first = start & !(page - 1);
+    let len = start + bytes.len() - first;
+    let mut pages = vec![0u8; len.div_ceil(page)];
+    // SAFETY: mappings start on a page boundary, so [first, first + len) lies within the
+    // mapping `bytes` borrows; mincore only reads page tables and writes one byte per page
+    // into `pages`, which holds exactly that many.
+    let rc = unsafe { libc::mincore(first as *mut libc::c_void, len, pages.as_mut_ptr()) };
+    rc == 0 && pages.iter().all(|p| p & 1 == 1)
+}
+
+fn page_size() -> usize {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    // SAFETY: sysconf has no preconditions.
+    *PAGE.get_or_init(|| match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as usize,
+        _ => 4096,
+    })
+}
+
 /// Owner of one mapping; leaves the table before it is unmapped.
 struct Mapping {
     map: memmap2::Mmap,
@@ -140,6 +169,25 @@ mod tests {
             "later writes are seen through the mapping"
         );
         assert_eq!(file_range(&bytes[4..]).unwrap().offset, 4);
+    }
+
+    #[test]
+    fn pages_dropped_from_the_page_cache_are_not_resident_until_read() {
+        let (_dir, bytes) = mapped(&vec![5u8; 1 << 20]);
+        let range = file_range(&bytes).unwrap();
+        range.file.sync_all().unwrap(); // only clean pages can be dropped
+        rustix::fs::fadvise(&*range.file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        assert!(
+            !resident(&bytes[4096..8192]),
+            "dropped pages are not resident"
+        );
+        let mut sink = vec![0u8; 1 << 20];
+        std::os::unix::fs::FileExt::read_exact_at(&*range.file, &mut sink, 0).unwrap();
+        assert!(
+            resident(&bytes[1..]),
+            "read pages are resident, unaligned start too"
+        );
+        assert!(resident(&bytes[..0]));
     }
 
     #[test]
