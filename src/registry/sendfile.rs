@@ -83,11 +83,10 @@ pub struct Stream {
     reading: Option<Reading>,
 }
 
-/// A chunk (address and length of the mapped slice) read on a blocking thread; `task` is
-/// None once it finished.
+/// A chunk (address and length of the mapped slice) being read on a blocking thread.
 struct Reading {
     at: (usize, usize),
-    task: Option<JoinHandle<()>>,
+    task: JoinHandle<()>,
 }
 
 impl Stream {
@@ -100,8 +99,10 @@ impl Stream {
         }
     }
 
-    /// Ready once `chunk`, the front of a mapped slice found at `range`, is in the page cache;
-    /// when some of it is not, it is read on a blocking thread first.
+    /// Ready once `chunk`, the front of a mapped slice found at `range`, is in the page cache
+    /// (as far as one read can make it so): when some of it is not, it is read on a blocking
+    /// thread first. Nothing is kept once the read is done, so a chunk met again (after the
+    /// socket was full) is checked again.
     fn poll_in_cache(&mut self, cx: &mut Context<'_>, chunk: &[u8], range: &FileRange) -> Poll<()> {
         let at = (chunk.as_ptr() as usize, chunk.len());
         if self.reading.as_ref().is_none_or(|r| r.at != at) {
@@ -111,17 +112,12 @@ impl Stream {
             }
             let (file, offset) = (range.file.clone(), range.offset);
             let task = tokio::task::spawn_blocking(move || read_into_cache(&file, offset, at.1));
-            self.reading = Some(Reading {
-                at,
-                task: Some(task),
-            });
+            self.reading = Some(Reading { at, task });
         }
         let reading = self.reading.as_mut().expect("set above");
-        if let Some(task) = reading.task.as_mut() {
-            // A failed read is left to sendfile, which meets the same error and reports it.
-            let _ = ready!(Pin::new(task).poll(cx));
-            reading.task = None;
-        }
+        // A failed read is left to sendfile, which meets the same error and reports it.
+        let _ = ready!(Pin::new(&mut reading.task).poll(cx));
+        self.reading = None;
         Poll::Ready(())
     }
 
