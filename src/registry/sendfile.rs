@@ -22,7 +22,6 @@ use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
@@ -99,10 +98,10 @@ impl Stream {
         }
     }
 
-    /// Ready once `chunk`, the front of a mapped slice found at `range`, is in the page cache
-    /// (as far as one read can make it so): when some of it is not, it is read on a blocking
-    /// thread first. Nothing is kept once the read is done, so a chunk met again (after the
-    /// socket was full) is checked again.
+    /// Ready once `chunk`, the mapped bytes of `range`, is in the page cache (as far as one
+    /// read can make it so): when some of it is not, it is read on a blocking thread first.
+    /// Nothing is kept once the read is done, so a chunk met again (after the socket was
+    /// full) is checked again.
     fn poll_in_cache(&mut self, cx: &mut Context<'_>, chunk: &[u8], range: &FileRange) -> Poll<()> {
         let at = (chunk.as_ptr() as usize, chunk.len());
         if self.reading.as_ref().is_none_or(|r| r.at != at) {
@@ -121,8 +120,7 @@ impl Stream {
         Poll::Ready(())
     }
 
-    /// Send up to `range.len` bytes (at most a chunk) of the file at `range.offset`; Ok(n)
-    /// once some are sent.
+    /// Send up to `range.len` bytes of the file at `range.offset`; Ok(n) once some are sent.
     fn poll_sendfile(
         &mut self,
         cx: &mut Context<'_>,
@@ -132,13 +130,8 @@ impl Stream {
             ready!(self.tcp.poll_write_ready(cx))?;
             let send = || {
                 let mut offset = range.offset;
-                rustix::fs::sendfile(
-                    &self.tcp,
-                    &*range.file,
-                    Some(&mut offset),
-                    range.len.min(SENDFILE_CHUNK),
-                )
-                .map_err(io::Error::from)
+                rustix::fs::sendfile(&self.tcp, &*range.file, Some(&mut offset), range.len)
+                    .map_err(io::Error::from)
             };
             match self.tcp.try_io(Interest::WRITABLE, send) {
                 Ok(0) => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
@@ -155,7 +148,7 @@ impl Stream {
 
 /// Read `len` bytes of `file` at `offset` (a blocking thread's work), so that they are in
 /// the page cache when sendfile wants them.
-fn read_into_cache(file: &Arc<File>, offset: u64, len: usize) {
+fn read_into_cache(file: &File, offset: u64, len: usize) {
     thread_local! {
         static BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF]);
     }
@@ -202,8 +195,9 @@ impl AsyncWrite for Stream {
             Some(first) => &bufs[first..],
             None => return Poll::Ready(Ok(0)),
         };
-        if let Some(range) = mapped::file_range(&bufs[0]) {
-            let chunk = &bufs[0][..range.len.min(SENDFILE_CHUNK)];
+        if let Some(mut range) = mapped::file_range(&bufs[0]) {
+            range.len = range.len.min(SENDFILE_CHUNK);
+            let chunk = &bufs[0][..range.len];
             ready!(self.poll_in_cache(cx, chunk, &range));
             self.cork(true);
             return self.poll_sendfile(cx, &range);
