@@ -416,6 +416,7 @@ echo
 
 met=0
 total=4
+ratio() { awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }'; } # of the current a and b
 verdict() { # A B EXPR: sets v to PASS when EXPR (over a and b) holds, else MISS
     v=$(awk -v a="$1" -v b="$2" "BEGIN { print ($3) ? \"PASS\" : \"MISS\" }")
     if [ "$v" = PASS ]; then met=$((met + 1)); fi
@@ -427,24 +428,24 @@ a=$(median 1 "$work/blob.sb"); b=$(median 1 "$work/blob.nginx")
 verdict "$a" "$b" 'a >= 0.9 * b'
 printf "$row" "1. blob GET MB/s (vs nginx)" "$(awk -v x="$a" 'BEGIN { printf "%.0f", x / 1e6 }')" \
     "$(awk -v x="$b" 'BEGIN { printf "%.0f", x / 1e6 }')" \
-    "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')" ">=0.9" "$v"
+    "$(ratio)" ">=0.9" "$v"
 a=$(median 1 "$work/wrk.sb"); b=$(median 1 "$work/wrk.registry")
 verdict "$a" "$b" 'a >= 3 * b'
 printf "$row" "2. manifest req/s (vs registry)" "$(printf '%.0f' "$a")" "$(printf '%.0f' "$b")" \
-    "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')" ">=3" "$v"
+    "$(ratio)" ">=3" "$v"
 a=$(median 1 "$work/pull.cold.mirror"); b=$(median 1 "$work/pull.cold.direct")
 verdict "$a" "$b" 'a <= 1.15 * b'
 printf "$row" "3. cold pull s (vs direct)" "$(printf '%.3f' "$a")" "$(printf '%.3f' "$b")" \
-    "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')" "<=1.15" "$v"
+    "$(ratio)" "<=1.15" "$v"
 # For reference, no verdict: distribution's own proxy mode, and the mirror when skopeo has a
 # CPU of its own.
 a=$(median 1 "$work/pull.cold.proxy")
 printf "$row" "   dist. proxy mode s (vs direct)" "($(printf '%.3f' "$a"))" "$(printf '%.3f' "$b")" \
-    "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')" "ref." ""
+    "$(ratio)" "ref." ""
 if [ "$split" = yes ]; then
     a=$(median 1 "$work/pull.split.mirror"); b=$(median 1 "$work/pull.split.direct")
     printf "$row" "   skopeo on own CPU s (vs direct)" "$(printf '%.3f' "$a")" "$(printf '%.3f' "$b")" \
-        "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')" "info" ""
+        "$(ratio)" "info" ""
 fi
 # Every memory run must stay under the limit: the verdict uses the largest peak.
 a=$(sort -g "$work/mem" | tail -n 1 | awk '{ print $1 / 1024 }')
