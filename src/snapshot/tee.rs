@@ -97,10 +97,17 @@ impl Tee {
                 return Ok(None);
             }
             let limit = loop {
-                let limit = match *rx.borrow_and_update() {
+                let stage = *rx.borrow_and_update();
+                let limit = match stage {
                     Stage::Verified | Stage::Committed => total,
                     Stage::Writing(n) => n.min(total - 1),
-                    Stage::Failed => return Err(io::Error::other("upstream transfer failed")),
+                    Stage::Failed => {
+                        // Pending once first: hyper flushes what it holds (the status line,
+                        // bytes already handed over) only when the body is pending, and an
+                        // error would otherwise drop them and leave the client with nothing.
+                        tokio::task::yield_now().await;
+                        return Err(io::Error::other("upstream transfer failed"));
+                    }
                 };
                 if limit > pos {
                     break limit;
