@@ -159,6 +159,20 @@ pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
+/// The environment variables the flags read (`STABLEBUILD_STORE`, …).
+pub fn env_names() -> Vec<std::ffi::OsString> {
+    let cmd = command();
+    let subs = cmd.get_subcommands().flat_map(|s| s.get_arguments());
+    let mut names: Vec<_> = cmd
+        .get_arguments()
+        .chain(subs)
+        .filter_map(|a| a.get_env().map(|e| e.to_os_string()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on (use 0.0.0.0:5000 for all interfaces)

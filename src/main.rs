@@ -9,6 +9,7 @@ use stablebuild::commands::{self, UsageError};
 
 fn main() -> ExitCode {
     stablebuild::malloc::tune();
+    forget_empty_env();
     let cli = Cli::parse();
     // The server logs one line per request by default; the other commands only warnings.
     let serving = matches!(cli.command, stablebuild::cli::Command::Serve(_));
@@ -26,6 +27,17 @@ fn main() -> ExitCode {
             } else {
                 ExitCode::FAILURE
             }
+        }
+    }
+}
+
+/// `STABLEBUILD_STORE=` (empty) means unset, as for most tools, not "a value is required".
+fn forget_empty_env() {
+    for name in stablebuild::cli::env_names() {
+        if std::env::var_os(&name).is_some_and(|v| v.is_empty()) {
+            // SAFETY: called first thing in main, before the runtime or any other thread
+            // exists, so nothing can read the environment concurrently.
+            unsafe { std::env::remove_var(&name) };
         }
     }
 }

@@ -38,10 +38,10 @@ pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 pub enum ManifestError {
     #[error("manifest {digest} is not valid JSON of a known manifest type: {reason}")]
     Malformed { digest: String, reason: String },
-    #[error("manifest {digest} names an invalid digest: {source}")]
+    #[error("manifest {digest} names an invalid digest: {cause}")]
     BadDigest {
         digest: String,
-        source: ReferenceError,
+        cause: ReferenceError,
     },
 }
 
@@ -162,9 +162,9 @@ pub fn parse(digest: &Digest, media_type: &str, bytes: &[u8]) -> Result<Parsed, 
 }
 
 fn parse_digest(parent: &Digest, s: &str) -> Result<Digest, ManifestError> {
-    Digest::parse(s).map_err(|source| ManifestError::BadDigest {
+    Digest::parse(s).map_err(|cause| ManifestError::BadDigest {
         digest: parent.to_string(),
-        source,
+        cause,
     })
 }
 

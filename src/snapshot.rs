@@ -31,20 +31,20 @@ use crate::upstream::{UpstreamError, Upstreams};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    #[error("{reference}: {source}")]
+    #[error("{reference}: {cause}")]
     Upstream {
         reference: String,
-        source: UpstreamError,
+        cause: UpstreamError,
     },
-    #[error("{reference}: {source}")]
+    #[error("{reference}: {cause}")]
     Store {
         reference: String,
-        source: StoreError,
+        cause: StoreError,
     },
-    #[error("{reference}: {source}")]
+    #[error("{reference}: {cause}")]
     Manifest {
         reference: String,
-        source: ManifestError,
+        cause: ManifestError,
     },
 }
 
@@ -126,9 +126,9 @@ impl Snapshotter {
         let _guard = self.in_flight.read().await;
         let key = r.key();
         let _one = self.keys.lock(&key).await;
-        let store_err = |source| SnapshotError::Store {
+        let store_err = |cause| SnapshotError::Store {
             reference: r.to_string(),
-            source,
+            cause,
         };
         if let Some(record) = self.store.tag(&key).map_err(store_err)? {
             return self.top_up(r, record, progress).await;
@@ -186,9 +186,9 @@ impl Snapshotter {
     /// The root manifest: the one a pending pin saw first, else resolved upstream now.
     async fn root(&self, r: &Reference) -> Result<ManifestInfo, SnapshotError> {
         let key = r.key();
-        let store_err = |source| SnapshotError::Store {
+        let store_err = |cause| SnapshotError::Store {
             reference: r.to_string(),
-            source,
+            cause,
         };
         if let Some(p) = self.store.pending(&key).map_err(store_err)?
             && let Some((meta, _)) = self.store.manifest(&p.digest).map_err(store_err)?
@@ -231,15 +231,15 @@ impl Snapshotter {
         let fetched = upstream
             .manifest(r.repository(), reference)
             .await
-            .map_err(|source| SnapshotError::Upstream {
+            .map_err(|cause| SnapshotError::Upstream {
                 reference: r.to_string(),
-                source,
+                cause,
             })?;
         self.store
             .put_manifest(&fetched.digest, &fetched.media_type, &fetched.bytes)
-            .map_err(|source| SnapshotError::Store {
+            .map_err(|cause| SnapshotError::Store {
                 reference: r.to_string(),
-                source,
+                cause,
             })?;
         let info = ManifestInfo {
             digest: fetched.digest,
@@ -256,9 +256,9 @@ impl Snapshotter {
         r: &Reference,
         digest: &Digest,
     ) -> Result<(String, Vec<u8>), SnapshotError> {
-        let store_err = |source| SnapshotError::Store {
+        let store_err = |cause| SnapshotError::Store {
             reference: r.to_string(),
-            source,
+            cause,
         };
         if let Some((meta, bytes)) = self.store.manifest(digest).map_err(store_err)? {
             return Ok((meta.media_type, bytes));
@@ -295,10 +295,10 @@ impl Snapshotter {
         info: &ManifestInfo,
     ) -> Result<(Walked, Vec<ManifestInfo>), SnapshotError> {
         let (media_type, bytes) = self.stored_or_fetch(r, &info.digest).await?;
-        let parsed = manifest::parse(&info.digest, &media_type, &bytes).map_err(|source| {
+        let parsed = manifest::parse(&info.digest, &media_type, &bytes).map_err(|cause| {
             SnapshotError::Manifest {
                 reference: r.to_string(),
-                source,
+                cause,
             }
         })?;
         let children = match &parsed {

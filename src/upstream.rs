@@ -251,7 +251,8 @@ impl Upstream {
         repo: &str,
         reference: &str,
     ) -> Result<FetchedManifest, UpstreamError> {
-        let what = format!("manifest {repo}:{reference}");
+        let sep = if reference.contains(':') { '@' } else { ':' };
+        let what = format!("manifest {repo}{sep}{reference}");
         let path = format!("/v2/{repo}/manifests/{reference}");
         let resp = self.send(Method::GET, &path, repo, &what, true).await?;
         let header_digest = header_str(resp.headers(), "docker-content-digest");

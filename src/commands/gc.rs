@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use super::{Backend, backend, human_size, print_json, snapshotter};
+use super::{Backend, backend, count, human_size, print_json, snapshotter};
 use crate::cli::GcArgs;
 use crate::config::Config;
 use crate::ops;
@@ -21,8 +21,8 @@ pub async fn run(config: &Config, args: GcArgs) -> anyhow::Result<ExitCode> {
             "removed"
         };
         println!(
-            "{verb} {} blobs ({}); kept {}",
-            report.removed.len(),
+            "{verb} {} ({}); kept {}",
+            count(report.removed.len(), "blob", "blobs"),
             human_size(report.freed_bytes),
             report.kept
         );

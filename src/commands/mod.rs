@@ -101,6 +101,14 @@ pub(crate) fn print_json(value: &impl serde::Serialize) {
     );
 }
 
+/// "1 blob", "0 blobs": a count with the noun that agrees with it.
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        _ => format!("{n} {many}"),
+    }
+}
+
 /// 1536 → "1.5 KiB".
 pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -125,6 +133,13 @@ mod tests {
         assert_eq!(human_size(0), "0 B");
         assert_eq!(human_size(1536), "1.5 KiB");
         assert_eq!(human_size(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+
+    #[test]
+    fn counts_agree_with_their_number() {
+        assert_eq!(count(0, "blob", "blobs"), "0 blobs");
+        assert_eq!(count(1, "blob", "blobs"), "1 blob");
+        assert_eq!(count(2, "entry", "entries"), "2 entries");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::{
-    Backend, UsageError, backend, human_size, parse_refs, print_json, progress, snapshotter,
+    Backend, UsageError, backend, count, human_size, parse_refs, print_json, progress, snapshotter,
 };
 use crate::cli::PinArgs;
 use crate::config::Config;
@@ -51,7 +51,10 @@ fn print_line(l: &PinLine) {
     let state = match (l.already_pinned, l.repaired) {
         (false, _) => "pinned".to_string(),
         (true, 0) => "already pinned".to_string(),
-        (true, n) => format!("already pinned, {n} missing blobs fetched again"),
+        (true, n) => format!(
+            "already pinned, {} fetched again",
+            count(n, "missing blob", "missing blobs")
+        ),
     };
     println!(
         "{}  {}  {}  {}  {state}",

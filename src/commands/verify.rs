@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::{Backend, backend, human_size, print_json};
+use super::{Backend, backend, count, human_size, print_json};
 use crate::cli::VerifyArgs;
 use crate::config::Config;
 use crate::ops::{self, VerifyOutcome};
@@ -52,7 +52,10 @@ fn local_repair(config: &Config) -> anyhow::Result<Option<VerifyOutcome>> {
 fn print(outcome: &VerifyOutcome, repair: bool) {
     let report = &outcome.report;
     if let Some(n) = outcome.rebuilt {
-        eprintln!("rebuilt the index from {n} journal entries");
+        eprintln!(
+            "rebuilt the index from {}",
+            count(n, "journal entry", "journal entries")
+        );
     }
     for d in &report.corrupt {
         let what = if repair { "removed" } else { "found" };
@@ -62,13 +65,13 @@ fn print(outcome: &VerifyOutcome, repair: bool) {
         println!("missing  {d}  (reached by {key})");
     }
     println!(
-        "checked {} blobs ({}): {} corrupt, {} missing",
-        report.checked,
+        "checked {} ({}): {} corrupt, {} missing",
+        count(report.checked, "blob", "blobs"),
         human_size(report.bytes),
         report.corrupt.len(),
         report.missing.len()
     );
     if !report.missing.is_empty() {
-        println!("run `stablebuild pin` on the references above to fetch missing blobs again");
+        println!("run `stablebuild pin` on the references above to fetch the missing blobs again");
     }
 }

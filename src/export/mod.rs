@@ -28,19 +28,19 @@ pub enum ExportError {
     NotALayout { path: PathBuf },
     #[error("{reference}: {why}")]
     Unsupported { reference: String, why: String },
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 pub(crate) fn io(path: &Path) -> impl Fn(std::io::Error) -> ExportError + '_ {
-    move |source| ExportError::Io {
+    move |cause| ExportError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 

@@ -64,7 +64,7 @@ impl RegistryError {
 
 fn classify_pin(e: &SnapshotError) -> (StatusCode, &'static str, Option<u64>) {
     match e {
-        SnapshotError::Upstream { source, .. } => match source {
+        SnapshotError::Upstream { cause, .. } => match cause {
             UpstreamError::NotFound { .. } => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", None),
             UpstreamError::RateLimited { retry_after, .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -75,7 +75,7 @@ fn classify_pin(e: &SnapshotError) -> (StatusCode, &'static str, Option<u64>) {
             _ => (StatusCode::BAD_GATEWAY, "UNAVAILABLE", None),
         },
         SnapshotError::Manifest { .. } => (StatusCode::BAD_GATEWAY, "MANIFEST_INVALID", None),
-        SnapshotError::Store { source, .. } if source.is_bad_content() => {
+        SnapshotError::Store { cause, .. } if cause.is_bad_content() => {
             (StatusCode::BAD_GATEWAY, "BLOB_UNKNOWN", None)
         }
         SnapshotError::Store { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", None),

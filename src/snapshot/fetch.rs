@@ -65,8 +65,8 @@ impl Failure {
     fn into_error(self, r: &Reference) -> SnapshotError {
         let reference = r.to_string();
         match self {
-            Failure::Upstream(source) => SnapshotError::Upstream { reference, source },
-            Failure::Store(source) => SnapshotError::Store { reference, source },
+            Failure::Upstream(cause) => SnapshotError::Upstream { reference, cause },
+            Failure::Store(cause) => SnapshotError::Store { reference, cause },
         }
     }
 }

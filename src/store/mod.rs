@@ -36,10 +36,10 @@ use journal::{Entry, Journal};
 pub enum StoreError {
     #[error("store {path} is in use by another stablebuild process{}", pid_hint(.pid))]
     Locked { path: PathBuf, pid: Option<u32> },
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("cannot open the store index {path}: {reason} (run `stablebuild verify --repair`)")]
     IndexOpen { path: PathBuf, reason: String },
@@ -67,10 +67,10 @@ fn pid_hint(pid: &Option<u32>) -> String {
 }
 
 impl StoreError {
-    pub fn io(path: &Path, source: std::io::Error) -> StoreError {
+    pub fn io(path: &Path, cause: std::io::Error) -> StoreError {
         StoreError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         }
     }
 
@@ -253,5 +253,23 @@ impl Store {
             .filter(|d| !self.blobs.contains(d))
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_os_error_is_printed_once_with_its_causes() {
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let err = anyhow::Error::from(StoreError::io(Path::new("/s/lock"), denied))
+            .context("opening the store at /s");
+        let shown = format!("{err:#}");
+        assert_eq!(shown.matches("ermission denied").count(), 1, "{shown}");
+        assert!(
+            shown.starts_with("opening the store at /s: /s/lock: "),
+            "{shown}"
+        );
     }
 }
