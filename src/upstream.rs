@@ -39,7 +39,11 @@ pub enum UpstreamError {
         reason: String,
     },
     #[error("{registry}: {what} not found upstream")]
-    NotFound { registry: String, what: String },
+    NotFound {
+        registry: String,
+        what: String,
+        object: Object,
+    },
     #[error("{registry}: rate limited (429) on {what}; retry after {retry_after}s{budget}")]
     RateLimited {
         registry: String,
@@ -85,6 +89,13 @@ impl UpstreamError {
             UpstreamError::Unreachable { .. } | UpstreamError::Transfer { .. }
         ) || matches!(self, UpstreamError::Status { status, .. } if *status >= 500)
     }
+}
+
+/// What a request asks the upstream for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Object {
+    Manifest,
+    Blob,
 }
 
 /// How hard to try before giving up.
@@ -254,7 +265,9 @@ impl Upstream {
         let sep = if reference.contains(':') { '@' } else { ':' };
         let what = format!("manifest {repo}{sep}{reference}");
         let path = format!("/v2/{repo}/manifests/{reference}");
-        let resp = self.send(Method::GET, &path, repo, &what, true).await?;
+        let resp = self
+            .send(Method::GET, &path, repo, &what, Object::Manifest)
+            .await?;
         let header_digest = header_str(resp.headers(), "docker-content-digest");
         let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str());
         let bytes = self.read_limited(resp, &what).await?;
@@ -300,7 +313,9 @@ impl Upstream {
     > {
         let what = format!("blob {digest}");
         let path = format!("/v2/{repo}/blobs/{digest}");
-        let resp = self.send(Method::GET, &path, repo, &what, false).await?;
+        let resp = self
+            .send(Method::GET, &path, repo, &what, Object::Blob)
+            .await?;
         let len = resp.content_length();
         let (registry, what2) = (self.registry.clone(), what.clone());
         let stream = resp.bytes_stream().map(move |r| {
@@ -355,14 +370,12 @@ impl Upstream {
         path: &str,
         repo: &str,
         what: &str,
-        manifest: bool,
+        object: Object,
     ) -> Result<Response, UpstreamError> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let url = format!("{}{}", self.base, path);
         let scope = format!("repository:{repo}:pull");
-        let result = self
-            .send_retrying(method, &url, &scope, what, manifest)
-            .await;
+        let result = self.send_retrying(method, &url, &scope, what, object).await;
         if result.is_err() {
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -375,13 +388,13 @@ impl Upstream {
         url: &str,
         scope: &str,
         what: &str,
-        manifest: bool,
+        object: Object,
     ) -> Result<Response, UpstreamError> {
         let (mut attempt, mut authed) = (0, false);
         loop {
             attempt += 1;
             let mut req = self.http.request(method.clone(), url);
-            if manifest {
+            if object == Object::Manifest {
                 req = req.header(ACCEPT, MANIFEST_TYPES.join(", "));
             }
             if let Some(token) = self.tokens.get(scope) {
@@ -400,7 +413,7 @@ impl Upstream {
                             continue;
                         }
                         StatusCode::TOO_MANY_REQUESTS => self.rate_limited(&resp, what),
-                        _ => self.status_error(resp, what).await,
+                        _ => self.status_error(resp, what, object).await,
                     }
                 }
             };
@@ -475,7 +488,7 @@ impl Upstream {
         }
     }
 
-    async fn status_error(&self, resp: Response, what: &str) -> UpstreamError {
+    async fn status_error(&self, resp: Response, what: &str, object: Object) -> UpstreamError {
         let status = resp.status().as_u16();
         let body = resp.text().await.unwrap_or_default();
         let message = auth::error_message(&body).unwrap_or_else(|| truncate(&body, 200));
@@ -483,6 +496,7 @@ impl Upstream {
             404 => UpstreamError::NotFound {
                 registry: self.registry.clone(),
                 what: what.to_string(),
+                object,
             },
             401 | 403 => UpstreamError::Denied {
                 registry: self.registry.clone(),

@@ -183,13 +183,50 @@ async fn read_only_and_bad_input_get_spec_errors_and_the_server_stays_up() {
             StatusCode::NOT_FOUND,
             "MANIFEST_UNKNOWN",
         ),
+        (
+            // Not a valid tag, in a valid repository: no such manifest (as distribution).
+            Method::GET,
+            format!("{base}/v2/library/single/manifests/.INVALID_MANIFEST_NAME"),
+            StatusCode::NOT_FOUND,
+            "MANIFEST_UNKNOWN",
+        ),
+        (
+            Method::HEAD,
+            format!("{base}/v2/library/single/manifests/-x"),
+            StatusCode::NOT_FOUND,
+            "",
+        ),
+        (
+            Method::GET,
+            format!("{base}/v2/library/single/tags/list?n=ten"),
+            StatusCode::BAD_REQUEST,
+            "PAGINATION_NUMBER_INVALID",
+        ),
     ];
     for (method, url, status, code) in cases {
         // reqwest normalises "..": send the raw path with a raw client where needed.
         let resp = send(method.clone(), &url, &[]).await;
         assert_eq!(resp.status(), status, "{method} {url}");
-        assert_eq!(error_code(resp).await, code, "{method} {url}");
+        if method != Method::HEAD {
+            assert_eq!(error_code(resp).await, code, "{method} {url}");
+        }
     }
+    let unknown = format!("sha256:{}", "ab".repeat(32));
+    let resp = send(
+        Method::GET,
+        &format!("{base}/v2/library/single/blobs/{unknown}"),
+        &[],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "BLOB_UNKNOWN", "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains(&unknown), "names the digest: {message}");
+    assert!(
+        !message.contains(":latest"),
+        "names no made-up tag: {message}"
+    );
     let (status, body) = raw_get(&srv.addr, "/v2/library/a/../b/manifests/1").await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("NAME_INVALID"), "{body}");
@@ -205,4 +242,67 @@ async fn read_only_and_bad_input_get_spec_errors_and_the_server_stays_up() {
         "the server is still up and serving"
     );
     assert_eq!(reg.count_requests("GET", "evil"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_and_tags_are_paginated_with_link_headers() {
+    let reg = Registry::start().await;
+    let single = fixtures::push_single(&reg.url()).await;
+    fixtures::push_dockerlist(&reg.url()).await;
+    for tag in ["2", "3"] {
+        fixtures::retag(&reg.url(), "library/single", "1", tag).await;
+    }
+    let sb = Sb::new(&reg.url());
+    sb.run(&["pin", "single:1", "single:2", "single:3", "dockerlist:1"])
+        .await
+        .ok();
+    sb.run(&["pin", &format!("single@{}", single.digest)])
+        .await
+        .ok();
+    let srv = Server::start(&sb, &[]).await;
+    let base = srv.url();
+    let get = |path: String| {
+        let url = format!("{base}{path}");
+        async move { send(Method::GET, &url, &[]).await }
+    };
+
+    let all = get("/v2/_catalog".into()).await;
+    assert_eq!(all.status(), StatusCode::OK);
+    assert_eq!(header(&all, "link"), "");
+    let all: serde_json::Value = all.json().await.unwrap();
+    assert_eq!(
+        all["repositories"],
+        serde_json::json!(["library/dockerlist", "library/single"])
+    );
+    let first = get("/v2/_catalog?n=1".into()).await;
+    let link = header(&first, "link");
+    assert_eq!(
+        link,
+        "</v2/_catalog?last=library/dockerlist&n=1>; rel=\"next\""
+    );
+    let first: serde_json::Value = first.json().await.unwrap();
+    assert_eq!(
+        first["repositories"],
+        serde_json::json!(["library/dockerlist"])
+    );
+    let next = link.trim_start_matches('<').split('>').next().unwrap();
+    let second = get(next.to_string()).await;
+    assert_eq!(header(&second, "link"), "", "the last page has no next");
+    let second: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(
+        second["repositories"],
+        serde_json::json!(["library/single"])
+    );
+
+    // Tags by digest are not tags; pages of two.
+    let tags = get("/v2/library/single/tags/list?n=2".into()).await;
+    assert_eq!(
+        header(&tags, "link"),
+        "</v2/library/single/tags/list?last=2&n=2>; rel=\"next\""
+    );
+    let tags: serde_json::Value = tags.json().await.unwrap();
+    assert_eq!(tags["tags"], serde_json::json!(["1", "2"]));
+    let rest = get("/v2/library/single/tags/list?last=2&n=2".into()).await;
+    let rest: serde_json::Value = rest.json().await.unwrap();
+    assert_eq!(rest["tags"], serde_json::json!(["3"]));
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::paths::PathError;
 use crate::snapshot::SnapshotError;
 use crate::store::StoreError;
-use crate::upstream::UpstreamError;
+use crate::upstream::{Object, UpstreamError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -45,6 +45,12 @@ impl RegistryError {
             RegistryError::Path(PathError::Name(_)) => {
                 (StatusCode::BAD_REQUEST, "NAME_INVALID", None)
             }
+            RegistryError::Path(PathError::Tag(_)) => {
+                (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", None)
+            }
+            RegistryError::Path(PathError::Page(_)) => {
+                (StatusCode::BAD_REQUEST, "PAGINATION_NUMBER_INVALID", None)
+            }
             RegistryError::Path(PathError::Digest(_)) => {
                 (StatusCode::BAD_REQUEST, "DIGEST_INVALID", None)
             }
@@ -65,6 +71,10 @@ impl RegistryError {
 fn classify_pin(e: &SnapshotError) -> (StatusCode, &'static str, Option<u64>) {
     match e {
         SnapshotError::Upstream { cause, .. } => match cause {
+            UpstreamError::NotFound {
+                object: Object::Blob,
+                ..
+            } => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN", None),
             UpstreamError::NotFound { .. } => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", None),
             UpstreamError::RateLimited { retry_after, .. } => (
                 StatusCode::TOO_MANY_REQUESTS,

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::errors::RegistryError;
+use super::listing;
 use super::paths::{self, Route};
 use crate::reference::{Digest, Reference};
 use crate::snapshot::{BlobSource, Tee};
@@ -65,14 +66,16 @@ async fn route(
         Route::Blob { name, digest } => {
             let (registry, repo) = paths::resolve(&name, ns.as_deref(), &state.allowed)?;
             let digest = Digest::parse(&digest).map_err(paths::PathError::Digest)?;
-            let r = Reference::new(&registry, &repo, Some("latest"), None)
+            // Errors of a fetch by digest name the repository and the digest.
+            let r = Reference::new(&registry, &repo, None, Some(digest.clone()))
                 .map_err(paths::PathError::Name)?;
             blob(state, r, digest, head, headers).await
         }
         Route::Tags { name } => {
             let (registry, repo) = paths::resolve(&name, ns.as_deref(), &state.allowed)?;
-            tags(state, &registry, &repo, &name)
+            listing::tags(state, uri, &registry, &repo, &name)
         }
+        Route::Catalog => listing::catalog(state, uri),
     }
 }
 
@@ -229,23 +232,6 @@ pub fn parse_range(spec: &str, len: u64) -> Option<(u64, u64)> {
         (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(len - 1)),
     };
     (start <= end && start < len).then_some((start, end))
-}
-
-/// The pinned tags of one repository.
-fn tags(state: &Arc<AppState>, registry: &str, repo: &str, name: &str) -> Result<Response> {
-    let prefix = format!("{registry}/{repo}:");
-    let mut tags: Vec<String> = state
-        .snap
-        .store()
-        .tags()?
-        .into_iter()
-        .filter_map(|t| t.key.strip_prefix(&prefix).map(str::to_string))
-        .collect();
-    if tags.is_empty() {
-        return Err(RegistryError::NameUnknown(name.to_string()));
-    }
-    tags.sort();
-    Ok(axum::Json(serde_json::json!({"name": name, "tags": tags})).into_response())
 }
 
 #[cfg(test)]

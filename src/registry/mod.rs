@@ -9,6 +9,7 @@
 mod admin;
 mod errors;
 mod handlers;
+mod listing;
 mod metrics;
 pub mod paths;
 mod sendfile;

@@ -23,6 +23,8 @@ pub enum Route {
     Tags {
         name: String,
     },
+    /// `/v2/_catalog`: the repositories that have pinned tags.
+    Catalog,
     /// Upload endpoints: the mirror is read-only.
     Upload,
 }
@@ -37,6 +39,12 @@ pub enum PathError {
     Digest(ReferenceError),
     #[error("registry {0} is not in this mirror's allow-list")]
     Denied(String),
+    /// A manifest reference that is neither a digest nor a valid tag: no such manifest
+    /// (the repository name itself is fine, so this is not NAME_INVALID).
+    #[error("manifest unknown: {0}")]
+    Tag(ReferenceError),
+    #[error("{0}")]
+    Page(String),
 }
 
 /// Parse the path of a request (without the query string).
@@ -50,6 +58,9 @@ pub fn route(path: &str) -> Result<Route, PathError> {
     let rest = rest
         .strip_prefix('/')
         .ok_or_else(|| PathError::Unknown(path.into()))?;
+    if rest == "_catalog" {
+        return Ok(Route::Catalog);
+    }
     if let Some(name) = rest.strip_suffix("/tags/list") {
         return Ok(Route::Tags { name: name.into() });
     }
@@ -106,7 +117,7 @@ pub fn manifest_reference(
         let digest = Digest::parse(reference).map_err(PathError::Digest)?;
         return Reference::new(registry, repo, None, Some(digest)).map_err(PathError::Name);
     }
-    validate_tag(reference).map_err(PathError::Name)?;
+    validate_tag(reference).map_err(PathError::Tag)?;
     Reference::new(registry, repo, Some(reference), None).map_err(PathError::Name)
 }
 
@@ -155,6 +166,7 @@ mod tests {
                 },
             ),
             ("/v2/ubuntu/blobs/uploads/", Route::Upload),
+            ("/v2/_catalog", Route::Catalog),
             ("/v2/ubuntu/blobs/uploads/123", Route::Upload),
         ];
         for (path, want) in cases {
@@ -214,7 +226,11 @@ mod tests {
         ));
         assert!(matches!(
             manifest_reference("docker.io", "library/x", "-tag"),
-            Err(PathError::Name(_))
+            Err(PathError::Tag(_))
+        ));
+        assert!(matches!(
+            manifest_reference("docker.io", "library/x", ".INVALID_MANIFEST_NAME"),
+            Err(PathError::Tag(_))
         ));
         let r = manifest_reference("docker.io", "library/x", "1").unwrap();
         assert_eq!(r.key(), "docker.io/library/x:1");

@@ -143,6 +143,22 @@ pub async fn fetch_manifest_bytes(
     (body, content_type)
 }
 
+/// Tags what `repo:reference` names as `repo:new_tag` too (the manifest bytes PUT again under
+/// the new tag, so both share one digest); returns that digest.
+pub async fn retag(registry_url: &str, repo: &str, reference: &str, new_tag: &str) -> String {
+    let (bytes, media_type) = fetch_manifest_bytes(registry_url, repo, reference).await;
+    let url = format!("{registry_url}/v2/{repo}/manifests/{new_tag}");
+    let response = client()
+        .put(&url)
+        .header("Content-Type", media_type)
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PUT {url}: {e}"));
+    assert_eq!(response.status().as_u16(), 201, "PUT {url}");
+    sha256_digest(&bytes)
+}
+
 /// GETs a blob; panics unless 200.
 pub async fn fetch_blob(registry_url: &str, repo: &str, digest: &str) -> Vec<u8> {
     let url = format!("{registry_url}/v2/{repo}/blobs/{digest}");
