@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_stablebuild_global_optspecs
-    string join \n store= upstream= server= token= json v/verbose h/help V/version
+    string join \n store= upstream= server= token= json no-wait v/verbose h/help V/version
 end
 
 function __fish_stablebuild_needs_command
@@ -29,6 +29,7 @@ complete -c stablebuild -n "__fish_stablebuild_needs_command" -l upstream -d 'Re
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l json -d 'Print results as one JSON document'
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -l no-wait -d 'Fail at once when another stablebuild process holds the store, instead of waiting'
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -s V -l version -d 'Print version'
@@ -47,6 +48,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l upstream
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l json -d 'Print results as one JSON document'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l no-wait -d 'Fail at once when another stablebuild process holds the store, instead of waiting'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s h -l help -d 'Print help'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -s o -l output -d 'Where to write: a directory (OCI layout) or a file ending in .tar (docker archive)' -r -F
@@ -59,6 +61,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l upstrea
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l json -d 'Print results as one JSON document'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l no-wait -d 'Fail at once when another stablebuild process holds the store, instead of waiting'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
@@ -66,6 +69,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l upstrea
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l json -d 'Print results as one JSON document'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l no-wait -d 'Fail at once when another stablebuild process holds the store, instead of waiting'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -s h -l help -d 'Print help'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
@@ -73,6 +77,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l upstre
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l json -d 'Print results as one JSON document'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l no-wait -d 'Fail at once when another stablebuild process holds the store, instead of waiting'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -s h -l help -d 'Print help'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
@@ -81,6 +86,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l server -d
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l dry-run -d 'Only report what would be removed'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l json -d 'Print results as one JSON document'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l no-wait -d 'Fail at once when another stablebuild process holds the store, instead of waiting'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -s h -l help -d 'Print help'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
@@ -89,6 +95,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l serve
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l repair -d 'Rebuild the index from the journal and remove corrupt blobs (pin fetches them again)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l json -d 'Print results as one JSON document'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l no-wait -d 'Fail at once when another stablebuild process holds the store, instead of waiting'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -s h -l help -d 'Print help'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l listen -d 'Address to listen on (use 0.0.0.0:5000 for all interfaces)' -r
@@ -99,7 +106,9 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l store 
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l token -d 'The server\'s admin token, for --server' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l read-only -d 'Serve what is pinned and never write the store (misses answer 503); works on a store this process may not write'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l json -d 'Print results as one JSON document'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l no-wait -d 'Fail at once when another stablebuild process holds the store, instead of waiting'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve help" -f -a "pin" -d 'Snapshot tags into the store (all platforms, all blobs); pinned tags are not fetched again'

@@ -57,6 +57,10 @@ pub struct Global {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Fail at once when another stablebuild process holds the store, instead of waiting
+    #[arg(long, global = true)]
+    pub no_wait: bool,
+
     /// More log output on stderr (-v: info, rate-limit budgets; -vv: debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -197,4 +201,9 @@ pub struct ServeArgs {
     /// Blobs downloaded in parallel per pull-through pin
     #[arg(short, long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
+
+    /// Serve what is pinned and never write the store (misses answer 503); works on a store
+    /// this process may not write
+    #[arg(long)]
+    pub read_only: bool,
 }

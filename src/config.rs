@@ -20,6 +20,8 @@ pub struct Config {
     pub store: PathBuf,
     pub upstreams: BTreeMap<String, String>,
     pub json: bool,
+    /// Fail instead of waiting when another process holds the store.
+    pub no_wait: bool,
     pub verbose: u8,
     /// A server to run commands through (`--server`), and its admin token.
     pub server: Option<String>,
@@ -35,6 +37,7 @@ impl Config {
             },
             upstreams: parse_upstreams(&g.upstream)?,
             json: g.json,
+            no_wait: g.no_wait,
             verbose: g.verbose,
             server: g.server.clone(),
             token: g.token.clone(),

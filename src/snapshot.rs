@@ -133,6 +133,8 @@ impl Snapshotter {
         if let Some(record) = self.store.tag(&key).map_err(store_err)? {
             return self.top_up(r, record, progress).await;
         }
+        // Nothing is asked upstream for a pin that could not be stored.
+        self.store.writable().map_err(store_err)?;
         let root = self.root(r).await?;
         let walked = self.walk(r, &root).await?;
         progress.manifests_stored(&root.digest);
@@ -155,6 +157,14 @@ impl Snapshotter {
         progress: &dyn Progress,
     ) -> Result<PinOutcome, SnapshotError> {
         let missing = self.store.missing(&record);
+        if !missing.is_empty() {
+            self.store
+                .writable()
+                .map_err(|cause| SnapshotError::Store {
+                    reference: r.to_string(),
+                    cause,
+                })?;
+        }
         for m in record
             .manifests
             .iter()

@@ -4,7 +4,6 @@
 mod common;
 
 use common::cli::Sb;
-use common::faulty::{Fault, Faulty};
 use common::fixtures;
 use common::registry::Registry;
 
@@ -109,45 +108,4 @@ async fn export_errors_name_the_cause_and_damage_nothing() {
     );
     let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert_eq!(entries.len(), 1, "nothing was added to the directory");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_process_gets_a_clear_message_while_the_store_is_in_use() {
-    let up = Faulty::start().await;
-    let layer = up.layer_digests()[0].clone();
-    up.push_fault(
-        &up.blob_path(&layer),
-        Fault::Stall(std::time::Duration::from_secs(3)),
-    );
-    let sb = Sb::new(&up.url());
-    let pin = sb
-        .command(&["pin", "faulty:1"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = pin.id().unwrap();
-    // Wait until the pin holds the store.
-    for _ in 0..100 {
-        if std::fs::read_to_string(sb.store().join("lock")).is_ok_and(|p| p == pid.to_string()) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let run = sb.run(&["list"]).await;
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(&format!(
-            "in use by another stablebuild process (pid {pid})"
-        )),
-        "{}",
-        run.stderr
-    );
-    let out = pin.wait_with_output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    sb.run(&["list"]).await.ok();
 }

@@ -153,7 +153,7 @@ async fn a_manifest_with_wrong_bytes_is_refused() {
     let run = sb.run(&["pin", IMAGE]).await;
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
-        run.stderr.contains(&format!("manifest library/faulty:{m}")),
+        run.stderr.contains(&format!("manifest library/faulty@{m}")),
         "{}",
         run.stderr
     );

@@ -4,14 +4,14 @@
 
 use std::process::ExitCode;
 
-use super::{Backend, backend, parse_refs, print_json};
+use super::{Backend, Need, backend, parse_refs, print_json};
 use crate::cli::EvictArgs;
 use crate::config::Config;
 use crate::ops;
 
 pub async fn run(config: &Config, args: EvictArgs) -> anyhow::Result<ExitCode> {
     let refs = parse_refs(&args.images)?;
-    let out = match backend(config)? {
+    let out = match backend(config, Need::Write { create: false })? {
         Backend::Local(store) => ops::evict(&store, &refs)?,
         Backend::Remote(remote) => remote.evict(&args.images).await?,
     };

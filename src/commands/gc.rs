@@ -2,13 +2,17 @@
 
 use std::process::ExitCode;
 
-use super::{Backend, backend, count, human_size, print_json, snapshotter};
+use super::{Backend, Need, backend, count, human_size, print_json, snapshotter};
 use crate::cli::GcArgs;
 use crate::config::Config;
 use crate::ops;
 
 pub async fn run(config: &Config, args: GcArgs) -> anyhow::Result<ExitCode> {
-    let report = match backend(config)? {
+    let need = match args.dry_run {
+        true => Need::Read,
+        false => Need::Write { create: false },
+    };
+    let report = match backend(config, need)? {
         Backend::Local(store) => ops::gc(&snapshotter(config, store, 1)?, args.dry_run).await?,
         Backend::Remote(remote) => remote.gc(args.dry_run).await?,
     };

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
 
-use super::{Backend, backend, human_size, print_json};
+use super::{Backend, Need, backend, human_size, print_json};
 use crate::cli::ListArgs;
 use crate::config::Config;
 use crate::ops::{self, ListEntry};
@@ -29,16 +29,20 @@ struct Row {
 
 pub async fn run(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
     let filter = args.filter.as_deref();
-    let entries = match backend(config)? {
+    let entries = match backend(config, Need::Read)? {
         Backend::Local(store) => ops::list(&store, filter)?,
         Backend::Remote(remote) => remote.list(filter).await?,
     };
     if config.json {
         print_json(&entries);
-    } else if !entries.is_empty() {
+    } else {
+        // The header even when nothing is pinned: scripts and eyes see the same columns.
         let mut table = Table::new(entries.iter().map(row));
         table.with(Style::blank());
         println!("{table}");
+    }
+    if let (true, Some(f)) = (entries.is_empty(), filter) {
+        eprintln!("no pinned image matches {f:?}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -21,7 +21,9 @@ use crate::config::Config;
 use crate::reference::Reference;
 use crate::remote::Remote;
 use crate::snapshot::Snapshotter;
-use crate::store::{Store, StoreError, read_server_info};
+use crate::store::{
+    Contended, Holder, Mode, Opening, ServerInfo, Store, StoreError, read_server_info,
+};
 use crate::upstream::{RetryPolicy, Upstreams};
 
 /// A mistake in how the command was called: exit code 2.
@@ -56,15 +58,42 @@ pub(crate) enum Backend {
     Remote(Remote),
 }
 
+/// What a command needs of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// Reads only (list, verify, inspect, gc --dry-run): there must be a store; one this
+    /// process may not write is opened read-only.
+    Read,
+    /// Changes it (evict, gc, verify --repair; pin and serve with `create`).
+    Write { create: bool },
+    /// pull: pins when the image is missing (creating the store), else only reads.
+    Export,
+}
+
+impl Need {
+    fn opening(self, contended: Contended) -> Opening {
+        let (mode, create) = match self {
+            Need::Read => (Mode::Auto, false),
+            Need::Write { create } => (Mode::ReadWrite, create),
+            Need::Export => (Mode::Auto, true),
+        };
+        Opening {
+            mode,
+            create,
+            contended,
+        }
+    }
+}
+
 /// `--server` wins; else the store, or the running server that holds it.
-pub(crate) fn backend(config: &Config) -> anyhow::Result<Backend> {
+pub(crate) fn backend(config: &Config, need: Need) -> anyhow::Result<Backend> {
     if let Some(url) = &config.server {
         return Ok(Backend::Remote(Remote::new(url, config.token.clone())));
     }
-    match Store::open(&config.store) {
-        Ok(store) => Ok(Backend::Local(Arc::new(store))),
-        Err(StoreError::Locked { .. }) if read_server_info(&config.store).is_some() => {
-            let info = read_server_info(&config.store).expect("checked above");
+    let open = |c: Contended<'_>| Store::open_with(&config.store, need.opening(c));
+    match open_or_wait(config, open)? {
+        Opened::Store(store) => Ok(Backend::Local(store)),
+        Opened::Server(info) => {
             tracing::info!(
                 "the store is held by server pid {}; going through {}",
                 info.pid,
@@ -72,16 +101,51 @@ pub(crate) fn backend(config: &Config) -> anyhow::Result<Backend> {
             );
             Ok(Backend::Remote(Remote::new(&info.url, Some(info.token))))
         }
-        Err(e) => {
-            Err(e).with_context(|| format!("opening the store at {}", config.store.display()))
-        }
     }
 }
 
-pub(crate) fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
-    let store = Store::open(&config.store)
-        .with_context(|| format!("opening the store at {}", config.store.display()))?;
-    Ok(Arc::new(store))
+pub(crate) enum Opened {
+    Store(Arc<Store>),
+    /// A `serve` process holds the store.
+    Server(ServerInfo),
+}
+
+/// Open the store with `open`. When another process holds it: the server that holds it,
+/// else wait for it (saying once who holds it), or fail with --no-wait.
+pub(crate) fn open_or_wait(
+    config: &Config,
+    open: impl Fn(Contended) -> Result<Store, StoreError>,
+) -> anyhow::Result<Opened> {
+    let context = || format!("opening the store at {}", config.store.display());
+    let store = match open(Contended::Fail) {
+        Err(StoreError::Locked { holder, path }) => {
+            let server = read_server_info(&config.store)
+                .filter(|s| holder.as_ref().is_none_or(|h| h.pid == s.pid));
+            if let Some(info) = server {
+                return Ok(Opened::Server(info));
+            }
+            if config.no_wait {
+                return Err(StoreError::Locked { holder, path }).with_context(context);
+            }
+            let notify = |h: Option<&Holder>| match h {
+                Some(h) => eprintln!("Blocking: waiting for the store lock held by {h}"),
+                None => eprintln!("Blocking: waiting for the store lock"),
+            };
+            tokio::task::block_in_place(|| open(Contended::Wait(&notify)))
+        }
+        other => other,
+    };
+    let store = match store {
+        Err(e @ StoreError::NoStore { .. }) => return Err(e.into()), // it names the path
+        other => other.with_context(context)?,
+    };
+    if store.created() {
+        eprintln!("created a new store at {}", config.store.display());
+    }
+    if let Some(reason) = store.read_only() {
+        tracing::info!("the store is open read-only: {reason}");
+    }
+    Ok(Opened::Store(Arc::new(store)))
 }
 
 pub(crate) fn snapshotter(

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::{
-    Backend, UsageError, backend, count, human_size, parse_refs, print_json, progress, snapshotter,
+    Backend, Need, UsageError, backend, count, human_size, parse_refs, print_json, progress,
+    snapshotter,
 };
 use crate::cli::PinArgs;
 use crate::config::Config;
@@ -24,7 +25,7 @@ pub async fn run(config: &Config, args: PinArgs) -> anyhow::Result<ExitCode> {
         return Err(UsageError("pin needs at least one IMAGE or -f FILE".into()).into());
     }
     let refs = parse_refs(&items)?;
-    let report = match backend(config)? {
+    let report = match backend(config, Need::Write { create: true })? {
         Backend::Local(store) => {
             let snap = snapshotter(config, store, args.jobs)?;
             let bars = progress::for_stderr();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::{Backend, UsageError, backend, parse_refs, print_json, progress, snapshotter};
+use super::{Backend, Need, UsageError, backend, parse_refs, print_json, progress, snapshotter};
 use crate::cli::{ExportFormat, PullArgs};
 use crate::config::Config;
 use crate::export;
@@ -103,7 +103,7 @@ async fn pin_for_export(config: &Config, r: &Reference, jobs: u16) -> anyhow::Re
         )
         .into());
     }
-    match backend(config)? {
+    match backend(config, Need::Export)? {
         Backend::Local(store) => {
             let snap = snapshotter(config, store.clone(), jobs)?;
             let bars = progress::for_stderr();
@@ -120,7 +120,7 @@ async fn pin_for_export(config: &Config, r: &Reference, jobs: u16) -> anyhow::Re
             let pinned = remote.record(&r.to_string()).await?;
             Ok(Source {
                 record: pinned.record,
-                blobs: Blobs::read_only(&config.store),
+                blobs: Blobs::read_only(&config.store, "held by the server"),
                 pinned_now: !pinned.pin.already_pinned,
                 _store: None,
             })

@@ -8,15 +8,37 @@ use std::sync::Arc;
 use anyhow::Context;
 use tracing::info;
 
-use super::{open_store, snapshotter};
+use super::{Opened, open_or_wait, snapshotter};
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::registry::{self, AppState, paths};
 use crate::snapshot::Snapshotter;
-use crate::store::{ServerInfo, remove_server_info, write_server_info};
+use crate::store::{
+    Contended, Mode, Opening, ServerInfo, Store, remove_server_info, write_server_info,
+};
 
 pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(config)?;
+    let mode = match args.read_only {
+        true => Mode::ReadOnly,
+        false => Mode::ReadWrite,
+    };
+    let open = |contended: Contended<'_>| {
+        let opening = Opening {
+            mode,
+            create: true,
+            contended,
+        };
+        Store::open_with(&config.store, opening)
+    };
+    let store = match open_or_wait(config, open)? {
+        Opened::Store(store) => store,
+        Opened::Server(info) => anyhow::bail!(
+            "the store at {} is already served by pid {} at {}",
+            config.store.display(),
+            info.pid,
+            info.url
+        ),
+    };
     let snap = Arc::new(snapshotter(config, store, args.jobs)?);
     let mut allowed: Vec<String> = if args.allow.is_empty() {
         paths::DEFAULT_ALLOWED
@@ -47,7 +69,11 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         token: admin_token.clone(),
         pid: std::process::id(),
     };
-    write_server_info(&config.store, &info)?;
+    // A read-only server changes nothing: local commands open the store themselves.
+    let read_only = snap.store().read_only().is_some();
+    if !read_only {
+        write_server_info(&config.store, &info)?;
+    }
     info!(
         "serving {} (upstreams allowed: {})",
         config.store.display(),
@@ -57,7 +83,9 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let state = Arc::new(AppState::new(snap.clone(), allowed, admin_token));
     let served = registry::serve(listener, state, shutdown_signal()).await;
     finish_pulls(&snap).await;
-    remove_server_info(&config.store);
+    if !read_only {
+        remove_server_info(&config.store);
+    }
     served?;
     info!("shut down");
     Ok(ExitCode::SUCCESS)

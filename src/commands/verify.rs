@@ -5,13 +5,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-
-use super::{Backend, backend, count, human_size, print_json};
+use super::{Backend, Need, Opened, backend, count, human_size, open_or_wait, print_json};
 use crate::cli::VerifyArgs;
 use crate::config::Config;
 use crate::ops::{self, VerifyOutcome};
-use crate::store::{Store, StoreError};
+use crate::store::{Contended, Store};
 
 pub async fn run(config: &Config, args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let repaired = match args.repair && config.server.is_none() {
@@ -20,7 +18,7 @@ pub async fn run(config: &Config, args: VerifyArgs) -> anyhow::Result<ExitCode> 
     };
     let outcome = match repaired {
         Some(outcome) => outcome,
-        None => match backend(config)? {
+        None => match backend(config, Need::Read)? {
             Backend::Local(store) => ops::verify(&store, args.repair)?,
             Backend::Remote(remote) => remote.verify(args.repair).await?,
         },
@@ -40,12 +38,11 @@ pub async fn run(config: &Config, args: VerifyArgs) -> anyhow::Result<ExitCode> 
 /// Repair opens the store even when its index does not open; None when a running server
 /// holds the store (it repairs its own).
 fn local_repair(config: &Config) -> anyhow::Result<Option<VerifyOutcome>> {
-    match Store::open_for_repair(&config.store) {
-        Ok(store) => Ok(Some(ops::verify(&store, true)?)),
-        Err(StoreError::Locked { .. }) => Ok(None),
-        Err(e) => {
-            Err(e).with_context(|| format!("opening the store at {}", config.store.display()))
-        }
+    match open_or_wait(config, |c: Contended<'_>| {
+        Store::open_for_repair(&config.store, c)
+    })? {
+        Opened::Store(store) => Ok(Some(ops::verify(&store, true)?)),
+        Opened::Server(_) => Ok(None),
     }
 }
 

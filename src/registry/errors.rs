@@ -62,6 +62,9 @@ impl RegistryError {
             RegistryError::Range => (StatusCode::RANGE_NOT_SATISFIABLE, "UNSUPPORTED", None),
             RegistryError::AdminDenied => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", None),
             RegistryError::BadRequest(_) => (StatusCode::BAD_REQUEST, "NAME_INVALID", None),
+            RegistryError::Store(e) if e.is_read_only() => {
+                (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", None)
+            }
             RegistryError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", None),
             RegistryError::Pin(e) => classify_pin(e),
         }
@@ -85,6 +88,9 @@ fn classify_pin(e: &SnapshotError) -> (StatusCode, &'static str, Option<u64>) {
             _ => (StatusCode::BAD_GATEWAY, "UNAVAILABLE", None),
         },
         SnapshotError::Manifest { .. } => (StatusCode::BAD_GATEWAY, "MANIFEST_INVALID", None),
+        SnapshotError::Store { cause, .. } if cause.is_read_only() => {
+            (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", None)
+        }
         SnapshotError::Store { cause, .. } if cause.is_bad_content() => {
             (StatusCode::BAD_GATEWAY, "BLOB_UNKNOWN", None)
         }

@@ -108,6 +108,12 @@ impl Snapshotter {
         if let Some(tee) = self.tees.get(&digest) {
             return Ok(BlobSource::Writing(tee));
         }
+        self.store.writable().map_err(|cause| {
+            Arc::new(SnapshotError::Store {
+                reference: r.to_string(),
+                cause,
+            })
+        })?;
         let mut task = tokio::spawn(self.clone().fetch_blob(r, digest.clone()));
         loop {
             tokio::select! {

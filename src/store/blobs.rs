@@ -22,6 +22,8 @@ static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 pub struct Blobs {
     root: PathBuf,
     tmp: PathBuf,
+    /// Why this process may not write here, when it may not.
+    read_only: Option<String>,
 }
 
 impl Blobs {
@@ -29,6 +31,7 @@ impl Blobs {
         let blobs = Blobs {
             root: store.join("blobs").join("sha256"),
             tmp: store.join("tmp"),
+            read_only: None,
         };
         fs::create_dir_all(&blobs.root).map_err(|e| StoreError::io(&blobs.root, e))?;
         // Nothing in tmp/ is visible to anyone: a crash may leave partial downloads there.
@@ -37,12 +40,24 @@ impl Blobs {
         Ok(blobs)
     }
 
-    /// Read the blobs of a store that another process holds (the server): files are only
-    /// opened, never written, and the other process's temp files are left alone.
-    pub fn read_only(store: &Path) -> Blobs {
+    /// Read the blobs of a store that another process holds (the server), or that this one
+    /// may not write (`reason` says why): files are only opened, never written, and temp
+    /// files are left alone.
+    pub fn read_only(store: &Path, reason: &str) -> Blobs {
         Blobs {
             root: store.join("blobs").join("sha256"),
             tmp: store.join("tmp"),
+            read_only: Some(reason.to_string()),
+        }
+    }
+
+    fn writable(&self) -> Result<(), StoreError> {
+        match &self.read_only {
+            None => Ok(()),
+            Some(reason) => Err(StoreError::ReadOnly {
+                path: self.root.clone(),
+                reason: reason.clone(),
+            }),
         }
     }
 
@@ -96,6 +111,7 @@ impl Blobs {
 
     /// Start writing a blob; nothing is visible until `commit` succeeds.
     pub fn writer(&self, digest: &Digest, size: Option<u64>) -> Result<BlobWriter, StoreError> {
+        self.writable()?;
         let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
         let tmp = self
             .tmp
@@ -117,6 +133,7 @@ impl Blobs {
     }
 
     pub fn remove(&self, digest: &Digest) -> Result<(), StoreError> {
+        self.writable()?;
         let path = self.path(digest);
         match fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::io(&path, e)),

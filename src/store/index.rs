@@ -41,15 +41,26 @@ impl Index {
         // Every change below is flushed by the call that makes it; sled's own flusher
         // would fsync the log twice a second for as long as the store is open, even when
         // nothing changed (an idle `serve` flushed its disk ~170,000 times a day).
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(8 * 1024 * 1024)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| StoreError::IndexOpen {
-                path: dir.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+        let config = sled::Config::new().path(dir).flush_every_ms(None);
+        Index::with(config, dir)
+    }
+
+    /// A throw-away index (in /dev/shm or the temp dir, removed when dropped), for a store
+    /// this process may not write: the caller fills it from the journal.
+    pub fn temporary(store: &Path) -> Result<Index, StoreError> {
+        let config = sled::Config::new().temporary(true).flush_every_ms(None);
+        Index::with(config, store)
+    }
+
+    fn with(config: sled::Config, dir: &Path) -> Result<Index, StoreError> {
+        let db =
+            config
+                .cache_capacity(8 * 1024 * 1024)
+                .open()
+                .map_err(|e| StoreError::IndexOpen {
+                    path: dir.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
         let tree = |name: &str| db.open_tree(name).map_err(db_err);
         Ok(Index {
             tags: tree("tags")?,

@@ -52,12 +52,23 @@ impl Journal {
         Ok(Journal { path, file, len })
     }
 
+    /// Read the journal of a store this process may not write: complete lines only, a torn
+    /// last line is left as it is (the process that owns the store cuts it).
+    pub fn open_read_only(store: &Path) -> Result<Journal, StoreError> {
+        let path = store.join("journal.jsonl");
+        let io = |e| StoreError::io(&path, e);
+        let mut file = File::open(&path).map_err(io)?;
+        let len = complete_length(&mut file).map_err(io)?;
+        Ok(Journal { path, file, len })
+    }
+
     /// Bytes of complete lines in the journal.
     pub fn size(&self) -> u64 {
         self.len
     }
 
-    /// Append one entry and fsync it; returns the journal length after it.
+    /// Append one entry and fsync it; returns the journal length after it. (A journal opened
+    /// read-only is never appended to: the store refuses writes before they get here.)
     pub fn append(&mut self, entry: &Entry) -> Result<u64, StoreError> {
         let mut line = serde_json::to_vec(entry).expect("journal entries serialise");
         line.push(b'\n');

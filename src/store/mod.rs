@@ -6,6 +6,11 @@
 //! `index.rs`, rebuildable from the journal and the blobs), `server.json` while `serve`
 //! holds the store (see `handoff.rs`).
 //!
+//! Opened read-only (`Mode::ReadOnly`, or `Mode::Auto` on a store this process may not
+//! write: another user's, or on a read-only mount), nothing is written, not even the lock:
+//! tag records are read from the journal into a throw-away index, and every write fails
+//! with `StoreError::ReadOnly`.
+//!
 //! Order of writes for a pin: blobs (verified, fsync'd, renamed) → journal line (fsync'd) →
 //! index. A crash anywhere leaves either no tag record or a complete one; on open, journal
 //! lines the index has not seen yet are applied.
@@ -25,6 +30,7 @@ use std::sync::Mutex;
 
 pub use blobs::{BlobWriter, Blobs};
 pub use handoff::{ServerInfo, read_server_info, remove_server_info, write_server_info};
+pub use lock::{Contended, Holder};
 pub use maint::{GcReport, VerifyReport};
 pub use records::{BlobInfo, ManifestInfo, ManifestMeta, Pending, TagRecord};
 
@@ -34,8 +40,18 @@ use journal::{Entry, Journal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store {path} is in use by another stablebuild process{}", pid_hint(.pid))]
-    Locked { path: PathBuf, pid: Option<u32> },
+    #[error("store {path} is in use by {}", holder_hint(.holder))]
+    Locked {
+        path: PathBuf,
+        holder: Option<Holder>,
+    },
+    #[error("no store at {path} (pin or serve creates one; check --store and STABLEBUILD_STORE)")]
+    NoStore { path: PathBuf },
+    #[error(
+        "store {path} is read-only ({reason}): commands that only read work on it, and \
+         `serve --read-only` serves what it holds"
+    )]
+    ReadOnly { path: PathBuf, reason: String },
     #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
@@ -59,11 +75,20 @@ pub enum StoreError {
     DigestMismatch { expected: Digest, got: Digest },
 }
 
-fn pid_hint(pid: &Option<u32>) -> String {
-    match pid {
-        Some(pid) => format!(" (pid {pid}); stop it or point --store elsewhere"),
-        None => String::new(),
-    }
+fn holder_hint(holder: &Option<Holder>) -> String {
+    let who = match holder {
+        Some(h) => h.to_string(),
+        None => "another stablebuild process".to_string(),
+    };
+    format!("{who}; without --no-wait, stablebuild waits for it")
+}
+
+/// The OS says this process may not write here (another user's store, a read-only mount).
+fn is_not_writable(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    )
 }
 
 impl StoreError {
@@ -72,6 +97,10 @@ impl StoreError {
             path: path.to_path_buf(),
             cause,
         }
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, StoreError::ReadOnly { .. })
     }
 
     /// True when the content itself was wrong (as opposed to the store failing).
@@ -88,23 +117,98 @@ pub struct Store {
     blobs: Blobs,
     index: Index,
     journal: Mutex<Journal>,
-    _lock: lock::Lock,
+    /// None when the store is open read-only (no lock: nothing is written).
+    _lock: Option<lock::Lock>,
+    read_only: Option<String>,
+    created: bool,
+}
+
+/// Whether a process wants to change the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    ReadWrite,
+    /// Never write, even when the store could be written (`serve --read-only`).
+    ReadOnly,
+    /// Read-write when this process may write the store, else read-only.
+    Auto,
+}
+
+/// How to open a store.
+pub struct Opening<'a> {
+    pub mode: Mode,
+    /// Make `dir` a store when it is not one yet (else: `StoreError::NoStore`).
+    pub create: bool,
+    pub contended: Contended<'a>,
+}
+
+/// A directory is a store once it has a journal (every store opened read-write has one).
+pub fn exists(dir: &Path) -> bool {
+    dir.join("journal.jsonl").is_file()
 }
 
 impl Store {
-    /// Open (creating if needed) the store in `dir`, taking its lock.
+    /// Open (creating if needed) the store in `dir` read-write, failing at once when another
+    /// process holds it.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
-        let lock = lock::Lock::acquire(dir)?;
-        let blobs = Blobs::open(dir)?;
-        let journal = Journal::open(dir)?;
-        let index = Index::open(&dir.join("index"))?;
+        let opening = Opening {
+            mode: Mode::ReadWrite,
+            create: true,
+            contended: Contended::Fail,
+        };
+        Store::open_with(dir, opening)
+    }
+
+    pub fn open_with(dir: &Path, opening: Opening) -> Result<Store, StoreError> {
+        let created = !exists(dir);
+        if created && (!opening.create || opening.mode == Mode::ReadOnly) {
+            return Err(StoreError::NoStore {
+                path: dir.to_path_buf(),
+            });
+        }
+        if opening.mode == Mode::ReadOnly {
+            return Store::open_read_only(dir, "opened with --read-only".into());
+        }
+        if created {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        }
+        let file = match lock::Lock::open(dir) {
+            Ok(file) => file,
+            Err(e) if opening.mode == Mode::Auto && !created && is_not_writable(&e) => {
+                return Store::open_read_only(dir, e.to_string());
+            }
+            Err(e) if is_not_writable(&e) => {
+                return Err(StoreError::ReadOnly {
+                    path: dir.to_path_buf(),
+                    reason: e.to_string(),
+                });
+            }
+            Err(e) => return Err(StoreError::io(&dir.join("lock"), e)),
+        };
+        let lock = lock::Lock::acquire(dir, file, opening.contended)?;
         let store = Store {
             dir: dir.to_path_buf(),
-            blobs,
-            index,
-            journal: Mutex::new(journal),
-            _lock: lock,
+            blobs: Blobs::open(dir)?,
+            journal: Mutex::new(Journal::open(dir)?),
+            index: Index::open(&dir.join("index"))?,
+            _lock: Some(lock),
+            read_only: None,
+            created,
+        };
+        store.catch_up()?;
+        Ok(store)
+    }
+
+    /// A store this process reads only: no lock, no writes; the tag records come from the
+    /// journal's complete lines into a throw-away index (interrupted pins are not listed).
+    fn open_read_only(dir: &Path, reason: String) -> Result<Store, StoreError> {
+        let store = Store {
+            dir: dir.to_path_buf(),
+            blobs: Blobs::read_only(dir, &reason),
+            journal: Mutex::new(Journal::open_read_only(dir)?),
+            index: Index::temporary(dir)?,
+            _lock: None,
+            read_only: Some(reason),
+            created: false,
         };
         store.catch_up()?;
         Ok(store)
@@ -112,8 +216,13 @@ impl Store {
 
     /// Open for `verify --repair`: an index sled cannot open is set aside (renamed to
     /// `index.broken-<unix time>`) and rebuilt from the journal.
-    pub fn open_for_repair(dir: &Path) -> Result<Store, StoreError> {
-        match Store::open(dir) {
+    pub fn open_for_repair(dir: &Path, contended: Contended) -> Result<Store, StoreError> {
+        let opening = |contended| Opening {
+            mode: Mode::ReadWrite,
+            create: false,
+            contended,
+        };
+        match Store::open_with(dir, opening(contended)) {
             Err(StoreError::IndexOpen { path, reason }) => {
                 let aside = dir.join(format!("index.broken-{}", records::now()));
                 tracing::warn!(
@@ -121,9 +230,30 @@ impl Store {
                     path.display()
                 );
                 std::fs::rename(&path, &aside).map_err(|e| StoreError::io(&aside, e))?;
-                Store::open(dir)
+                Store::open_with(dir, opening(Contended::Fail))
             }
             other => other,
+        }
+    }
+
+    /// Why this process may not change the store, when it may not.
+    pub fn read_only(&self) -> Option<&str> {
+        self.read_only.as_deref()
+    }
+
+    /// True when this open made the directory a store.
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// Ok when this process may change the store; else `StoreError::ReadOnly` saying why.
+    pub fn writable(&self) -> Result<(), StoreError> {
+        match &self.read_only {
+            None => Ok(()),
+            Some(reason) => Err(StoreError::ReadOnly {
+                path: self.dir.clone(),
+                reason: reason.clone(),
+            }),
         }
     }
 
@@ -152,6 +282,7 @@ impl Store {
 
     /// Rebuild the tag records from the journal alone.
     pub fn rebuild_index(&self) -> Result<usize, StoreError> {
+        self.writable()?;
         let journal = self.journal.lock().expect("journal lock");
         self.index.clear_tags()?;
         let entries = journal.read_from(0)?;
@@ -178,10 +309,12 @@ impl Store {
     }
 
     pub fn set_pending(&self, p: &Pending) -> Result<(), StoreError> {
+        self.writable()?;
         self.index.set_pending(p)
     }
 
     pub fn clear_pending(&self, key: &str) -> Result<(), StoreError> {
+        self.writable()?;
         self.index.clear_pending(key)
     }
 
@@ -192,6 +325,7 @@ impl Store {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
+        self.writable()?;
         self.blobs.put(digest, bytes)?;
         let meta = ManifestMeta {
             media_type: media_type.to_string(),
@@ -215,6 +349,7 @@ impl Store {
     /// Write a tag record once. When the key is already pinned, nothing changes and the
     /// existing record is returned.
     pub fn record_tag(&self, record: TagRecord) -> Result<TagRecord, StoreError> {
+        self.writable()?;
         let mut journal = self.journal.lock().expect("journal lock");
         if let Some(existing) = self.index.tag(&record.key)? {
             return Ok(existing);
@@ -230,6 +365,7 @@ impl Store {
 
     /// Remove a tag record; the blobs stay until `gc`.
     pub fn evict(&self, key: &str) -> Result<Option<TagRecord>, StoreError> {
+        self.writable()?;
         let mut journal = self.journal.lock().expect("journal lock");
         let Some(existing) = self.index.tag(key)? else {
             self.index.clear_pending(key)?;
@@ -259,6 +395,71 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn opening(mode: Mode, create: bool) -> Opening<'static> {
+        Opening {
+            mode,
+            create,
+            contended: Contended::Fail,
+        }
+    }
+
+    #[test]
+    fn a_directory_that_is_not_a_store_is_created_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let err = Store::open_with(&path, opening(Mode::Auto, false))
+            .err()
+            .unwrap();
+        assert!(matches!(err, StoreError::NoStore { .. }), "{err}");
+        assert!(!path.exists(), "nothing was created");
+        let store = Store::open_with(&path, opening(Mode::ReadWrite, true)).unwrap();
+        assert!(store.created());
+        drop(store);
+        let store = Store::open_with(&path, opening(Mode::Auto, false)).unwrap();
+        assert!(!store.created() && store.read_only().is_none());
+    }
+
+    #[test]
+    fn a_read_only_open_sees_the_journal_and_refuses_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = b"{}";
+        let digest = crate::manifest::sha256(bytes);
+        let record = TagRecord {
+            key: "docker.io/library/x:1".into(),
+            digest: digest.clone(),
+            media_type: crate::manifest::OCI_MANIFEST.into(),
+            platforms: vec![],
+            manifests: vec![ManifestInfo {
+                digest: digest.clone(),
+                media_type: crate::manifest::OCI_MANIFEST.into(),
+                size: 2,
+                platform: None,
+            }],
+            blobs: vec![],
+            size: 2,
+            pinned_at: 1,
+        };
+        let rw = Store::open(dir.path()).unwrap();
+        rw.put_manifest(&digest, crate::manifest::OCI_MANIFEST, bytes)
+            .unwrap();
+        rw.record_tag(record.clone()).unwrap();
+        // A read-only open works while a writer holds the lock: it takes none.
+        let ro = Store::open_with(dir.path(), opening(Mode::ReadOnly, false)).unwrap();
+        assert_eq!(ro.tag(&record.key).unwrap(), Some(record.clone()));
+        assert_eq!(ro.manifest(&digest).unwrap().unwrap().1, bytes);
+        assert!(ro.evict(&record.key).unwrap_err().is_read_only());
+        assert!(ro.record_tag(record.clone()).unwrap_err().is_read_only());
+        assert!(ro.blobs().remove(&digest).unwrap_err().is_read_only());
+        assert!(
+            ro.blobs()
+                .writer(&digest, None)
+                .err()
+                .unwrap()
+                .is_read_only()
+        );
+        assert!(rw.tag(&record.key).unwrap().is_some(), "nothing changed");
+    }
 
     #[test]
     fn an_os_error_is_printed_once_with_its_causes() {

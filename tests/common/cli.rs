@@ -70,7 +70,20 @@ impl Sb {
     }
 
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(bin());
+        self.command_via(&[], args)
+    }
+
+    /// `command` run through `wrapper` (its words come first, then the binary and its
+    /// arguments): e.g. `setpriv --reuid=65534 …` to run as another user.
+    pub fn command_via(&self, wrapper: &[&str], args: &[&str]) -> tokio::process::Command {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut cmd = tokio::process::Command::new(program);
+                cmd.args(rest).arg(bin());
+                cmd
+            }
+            None => tokio::process::Command::new(bin()),
+        };
         cmd.arg("--store")
             .arg(self.store())
             .arg("--upstream")
@@ -81,6 +94,22 @@ impl Sb {
             .env_remove("RUST_LOG")
             .kill_on_drop(true);
         cmd
+    }
+
+    /// `run` through `wrapper` (see `command_via`).
+    pub async fn run_via(&self, wrapper: &[&str], args: &[&str]) -> Run {
+        self.command_via(wrapper, args)
+            .output()
+            .await
+            .expect("run stablebuild")
+            .into()
+    }
+
+    /// The temp dir holding the store, readable by every user (a temp dir is private).
+    pub fn share(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        let open = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(self.dir.path(), open).expect("chmod the test dir");
     }
 
     pub async fn run(&self, args: &[&str]) -> Run {

@@ -17,10 +17,15 @@ pub struct Server {
 impl Server {
     /// Start serving `sb`'s store; `extra` are more serve flags (e.g. `--allow`).
     pub async fn start(sb: &Sb, extra: &[&str]) -> Server {
+        Server::start_via(sb, &[], extra).await
+    }
+
+    /// `start` through a wrapper command (see `Sb::command_via`).
+    pub async fn start_via(sb: &Sb, wrapper: &[&str], extra: &[&str]) -> Server {
         let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
         let mut child = sb
-            .command(&args)
+            .command_via(wrapper, &args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
