@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod dockerfile;
 pub mod export;
 pub mod malloc;
 pub mod manifest;
