@@ -2,7 +2,7 @@
 //!
 //! Layers, top to bottom: `commands` (printing, exit codes) → `snapshot` (pin) and `export`
 //! (pull) → `upstream` (registries) and `store` (the only code touching the store dir) →
-//! `manifest` and `reference` (pure parsing).
+//! `manifest`, `reference`, `dockerfile`, `reflist` and `platform` (pure parsing).
 
 pub mod cli;
 pub mod commands;
@@ -12,6 +12,7 @@ pub mod export;
 pub mod malloc;
 pub mod manifest;
 pub mod ops;
+pub mod platform;
 pub mod reference;
 pub mod reflist;
 pub mod registry;

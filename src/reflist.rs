@@ -1,126 +1,152 @@
 //! Reference lists for `pin -f`: a plain list (one reference per line, `#` comments) or a
-//! Dockerfile (the images its `FROM` lines start from, skipping `scratch` and build stages,
-//! with global `ARG` defaults substituted).
+//! Dockerfile/Containerfile (the images its `FROM`, `COPY --from` and `RUN --mount=from=`
+//! name, resolved by `crate::dockerfile` as BuildKit resolves them for a default build on
+//! this machine; build stages and `scratch` are not images).
 //! Must not touch: files (the caller reads them) or the network.
 
-/// The image references named by a file's text, in order, each once.
-pub fn parse(text: &str) -> Vec<String> {
-    let lines = logical_lines(text);
-    let is_dockerfile = lines.iter().any(|l| keyword(l).as_deref() == Some("FROM"));
-    let mut out = if is_dockerfile {
-        from_images(&lines)
-    } else {
-        lines.into_iter().map(|l| l.trim().to_string()).collect()
+use crate::dockerfile::{self, DockerfileError, Platform, Target, UseKind};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReflistError {
+    #[error("{0}")]
+    Dockerfile(#[from] DockerfileError),
+    #[error("line {line}: {instruction} {raw}: {why}")]
+    Unresolved {
+        line: usize,
+        instruction: &'static str,
+        raw: String,
+        why: String,
+    },
+    #[error("it names no image: it is empty or holds only comments")]
+    Empty,
+    #[error("it names no image to pin: its stages start only from scratch or from each other")]
+    NoImage,
+}
+
+/// The image references a file's text names, in order, each once.
+pub fn parse(text: &str, platform: &Platform) -> Result<Vec<String>, ReflistError> {
+    let mut out = match dockerfile::looks_like_dockerfile(text) {
+        true => images(text, platform)?,
+        false => plain(text),
     };
     let mut seen = std::collections::HashSet::new();
-    out.retain(|r| !r.is_empty() && seen.insert(r.clone()));
-    out
+    out.retain(|r| seen.insert(r.clone()));
+    if out.is_empty() {
+        return Err(match dockerfile::looks_like_dockerfile(text) {
+            true => ReflistError::NoImage,
+            false => ReflistError::Empty,
+        });
+    }
+    Ok(out)
 }
 
-/// Lines without comments and blank lines, with Dockerfile `\` continuations joined.
-fn logical_lines(text: &str) -> Vec<String> {
+fn plain(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every image a Dockerfile's build pulls; a use that cannot be resolved without build
+/// arguments is an error naming its line.
+fn images(text: &str, platform: &Platform) -> Result<Vec<String>, ReflistError> {
+    let file = dockerfile::parse(text, platform)?;
     let mut out = Vec::new();
-    let mut current = String::new();
-    for raw in text.lines() {
-        let line = raw.trim();
-        if line.starts_with('#') || (line.is_empty() && current.is_empty()) {
-            continue;
-        }
-        match line.strip_suffix('\\') {
-            Some(part) => current.push_str(part),
-            None => {
-                current.push_str(line);
-                out.push(std::mem::take(&mut current));
+    for u in file.uses {
+        match u.target {
+            Target::Image(image) => out.push(image),
+            Target::Stage(_) | Target::Scratch => {}
+            Target::Unresolved(why) => {
+                return Err(ReflistError::Unresolved {
+                    line: u.line,
+                    instruction: match u.kind {
+                        UseKind::From => "FROM",
+                        UseKind::CopyFrom => "COPY --from",
+                        UseKind::MountFrom => "RUN --mount from",
+                    },
+                    raw: u.raw,
+                    why,
+                });
             }
         }
     }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out.retain(|l| !l.trim().is_empty());
-    out
-}
-
-fn keyword(line: &str) -> Option<String> {
-    line.split_whitespace()
-        .next()
-        .map(|w| w.to_ascii_uppercase())
-}
-
-fn from_images(lines: &[String]) -> Vec<String> {
-    let mut args: Vec<(String, String)> = Vec::new();
-    let mut stages: Vec<String> = Vec::new();
-    let mut out = Vec::new();
-    let mut seen_from = false;
-    for line in lines {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match keyword(line).as_deref() {
-            Some("ARG") if !seen_from => {
-                if let Some((k, v)) = words.get(1).and_then(|a| a.split_once('=')) {
-                    args.push((k.to_string(), v.trim_matches('"').to_string()));
-                }
-            }
-            Some("FROM") => {
-                seen_from = true;
-                let rest: Vec<&str> = words[1..]
-                    .iter()
-                    .copied()
-                    .filter(|w| !w.starts_with("--"))
-                    .collect();
-                let Some(image) = rest.first().map(|i| substitute(i, &args)) else {
-                    continue;
-                };
-                let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&image));
-                if !is_stage && image != "scratch" && !image.contains('$') {
-                    out.push(image);
-                }
-                if rest.len() >= 3 && rest[1].eq_ignore_ascii_case("AS") {
-                    stages.push(rest[2].to_string());
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-/// `${NAME}` and `$NAME` from global ARG defaults; unknown ones are left as they are.
-fn substitute(word: &str, args: &[(String, String)]) -> String {
-    let mut s = word.to_string();
-    for (k, v) in args {
-        s = s
-            .replace(&format!("${{{k}}}"), v)
-            .replace(&format!("${k}"), v);
-    }
-    s
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::*;
+
+    fn refs(text: &str) -> Result<Vec<String>, ReflistError> {
+        let amd64 = Platform {
+            os: "linux".into(),
+            arch: "amd64".into(),
+            variant: None,
+        };
+        parse(text, &amd64)
+    }
 
     #[test]
     fn plain_lists_skip_comments_and_duplicates() {
         let text = "# base images\nubuntu:20.04\n\n  alpine:3.19  \nubuntu:20.04\n";
-        assert_eq!(parse(text), vec!["ubuntu:20.04", "alpine:3.19"]);
+        assert_eq!(refs(text).unwrap(), vec!["ubuntu:20.04", "alpine:3.19"]);
     }
 
     #[test]
-    fn dockerfiles_give_their_from_images() {
+    fn dockerfiles_give_every_image_their_build_pulls() {
         let text = "ARG BASE=debian:12\n\
+            ARG V=1\n\
+            ARG VER=1.0\n\
             FROM --platform=$BUILDPLATFORM golang:1.22 AS build\n\
             RUN make\n\
             FROM build AS test\n\
             FROM scratch\n\
             from ${BASE}\n\
+            ARG VER\n\
+            ARG V=2\n\
             COPY --from=build /x /x\n\
-            FROM $UNKNOWN\n";
-        assert_eq!(parse(text), vec!["golang:1.22", "debian:12"]);
+            COPY --from=tiny:$VER /y /y\n\
+            RUN --mount=type=bind,from=busybox:${V},target=/b true\n\
+            FROM tiny-$TARGETARCH:1\n";
+        assert_eq!(
+            refs(text).unwrap(),
+            vec![
+                "golang:1.22",
+                "debian:12",
+                "tiny:1.0",
+                "busybox:2",
+                "tiny-amd64:1"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unresolvable_image_is_an_error_naming_its_line() {
+        let text = "FROM a:1\nRUN true\nFROM tiny:$VER\n";
+        let err = refs(text).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.starts_with("line 3: FROM tiny:$VER: "), "{shown}");
+        assert!(shown.contains("VER has no value"), "{shown}");
+        let err = refs("FROM a:1\nARG X\nCOPY --from=$X / /\n").unwrap_err();
+        assert!(
+            err.to_string().starts_with("line 3: COPY --from $X: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn files_without_images_say_so() {
+        assert_eq!(refs(""), Err(ReflistError::Empty));
+        assert_eq!(refs("# nothing yet\n\n"), Err(ReflistError::Empty));
+        assert_eq!(refs("FROM scratch\nCOPY x /\n"), Err(ReflistError::NoImage));
+        let err = refs("FROM\n").unwrap_err();
+        assert!(err.to_string().starts_with("line 1: "), "{err}");
     }
 
     #[test]
     fn continuation_lines_are_joined() {
         let text = "FROM \\\n  ubuntu:22.04\nRUN echo\n";
-        assert_eq!(parse(text), vec!["ubuntu:22.04"]);
+        assert_eq!(refs(text).unwrap(), vec!["ubuntu:22.04"]);
     }
 }

@@ -213,6 +213,75 @@ async fn pin_by_digest_and_from_files() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dockerfile_args_resolve_by_whole_name_and_unresolvable_images_are_usage_errors() {
+    let reg = Registry::start().await;
+    let single = fixtures::push_single(&reg.url()).await;
+    fixtures::push_dockerlist(&reg.url()).await;
+    fixtures::retag(&reg.url(), "library/single", "1", "1.0").await;
+    let sb = Sb::new(&reg.url());
+    let write = |name: &str, text: &str| {
+        let path = sb.path(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    // $VER is VER, not $V followed by "ER"; a stage-local ARG reaches COPY --from.
+    let dockerfile = write(
+        "Dockerfile",
+        "ARG V=1\nARG VER=1.0\nFROM single:$VER AS base\n\
+         FROM base\nARG V\nARG LIST=dockerlist:${V}\nCOPY --from=${LIST} /x /x\n",
+    );
+    let out = sb
+        .run(&["--json", "pin", "-f", &dockerfile])
+        .await
+        .ok()
+        .json();
+    let pinned: Vec<(&str, &str)> = out
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["reference"].as_str().unwrap(),
+                l["digest"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pinned[0],
+        ("docker.io/library/single:1.0", single.digest.as_str())
+    );
+    assert_eq!(pinned[1].0, "docker.io/library/dockerlist:1");
+    assert_eq!(pinned.len(), 2, "{out}");
+
+    let cases = [
+        (
+            "unresolved",
+            "FROM single:1\nRUN true\nFROM single:${NOPE}\n",
+            "unresolved:3",
+        ),
+        ("empty", "", "names no image"),
+        ("comments", "# later\n\n", "names no image"),
+        (
+            "scratch",
+            "FROM scratch\nCOPY a /\n",
+            "names no image to pin",
+        ),
+    ];
+    for (name, text, needle) in cases {
+        let path = write(name, text);
+        let run = sb.run(&["pin", "-f", &path]).await;
+        assert_eq!(run.code, 2, "{name}: {}", run.stderr);
+        assert!(run.stderr.contains(needle), "{name}: {}", run.stderr);
+        assert!(!run.stderr.contains("at least one IMAGE"), "{}", run.stderr);
+    }
+    let run = sb
+        .run(&["pin", "-f", &sb.path("unresolved").display().to_string()])
+        .await;
+    assert!(run.stderr.contains("NOPE has no value"), "{}", run.stderr);
+    assert_eq!(reg.count_requests("GET", "/manifests/1ER"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pinned_images_survive_the_upstream_going_away() {
     let mut reg = Registry::start().await;
     let multi = fixtures::push_multi(&reg.url(), 0).await;

@@ -13,13 +13,16 @@ use super::{
 use crate::cli::PinArgs;
 use crate::config::Config;
 use crate::ops::{self, PinLine};
+use crate::platform::Platform;
 
 pub async fn run(config: &Config, args: PinArgs) -> anyhow::Result<ExitCode> {
     let mut items = args.images.clone();
     for file in &args.files {
         let text =
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        items.extend(crate::reflist::parse(&text));
+        let refs = crate::reflist::parse(&text, &Platform::host())
+            .map_err(|e| UsageError(format!("{}:{}", file.display(), located(&e))))?;
+        items.extend(refs);
     }
     if items.is_empty() {
         return Err(UsageError("pin needs at least one IMAGE or -f FILE".into()).into());
@@ -46,6 +49,15 @@ pub async fn run(config: &Config, args: PinArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// "3: FROM …" for an error about line 3 ("FILE:3: …", as compilers write it), else " …".
+fn located(e: &crate::reflist::ReflistError) -> String {
+    let shown = e.to_string();
+    match shown.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((n, rest)) if n.parse::<usize>().is_ok() => format!("{n}: {rest}"),
+        _ => format!(" {shown}"),
+    }
 }
 
 fn print_line(l: &PinLine) {

@@ -23,49 +23,9 @@ mod walk;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
 use std::ops::Range;
 
-/// The platform automatic platform ARGs take (BuildKit sets them to the build's target; for
-/// a default build that is the host).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub arch: String,
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// The platform a default build on this machine targets: Linux (containers are Linux
-    /// even on macOS, in a VM) on this machine's architecture, in OCI naming.
-    pub fn host() -> Platform {
-        let (arch, variant) = match std::env::consts::ARCH {
-            "x86_64" => ("amd64", None),
-            "x86" => ("386", None),
-            "aarch64" => ("arm64", None),
-            "arm" => ("arm", Some("v7")),
-            "powerpc64" if cfg!(target_endian = "little") => ("ppc64le", None),
-            "loongarch64" => ("loong64", None),
-            other => (other, None),
-        };
-        Platform {
-            os: "linux".to_owned(),
-            arch: arch.to_owned(),
-            variant: variant.map(str::to_owned),
-        }
-    }
-}
-
-/// `os/arch[/variant]`, the form of `TARGETPLATFORM` and `--platform`.
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.arch)?;
-        match &self.variant {
-            Some(v) => write!(f, "/{v}"),
-            None => Ok(()),
-        }
-    }
-}
+pub use crate::platform::Platform;
 
 /// What a Dockerfile builds from: its image uses in order of appearance, and its stages.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

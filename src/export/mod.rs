@@ -46,15 +46,7 @@ pub(crate) fn io(path: &Path) -> impl Fn(std::io::Error) -> ExportError + '_ {
 
 /// The host's platform in OCI terms (`linux/amd64`, `linux/arm64`, …).
 pub fn host_platform() -> String {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "arm" => "arm/v7",
-        "powerpc64" => "ppc64le",
-        other => other,
-    };
-    format!("linux/{arch}")
+    crate::platform::Platform::host().to_string()
 }
 
 /// True when `have` satisfies `want` (`linux/arm64` matches `linux/arm64/v8`).
