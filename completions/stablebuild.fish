@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_stablebuild_global_optspecs
-    string join \n store= upstream= server= token= json no-wait v/verbose h/help V/version
+    string join \n store= upstream= insecure-registry= server= token= json no-wait v/verbose h/help V/version
 end
 
 function __fish_stablebuild_needs_command
@@ -26,6 +26,7 @@ end
 
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l json -d 'Print results as one JSON document'
@@ -45,6 +46,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s f -l fil
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s j -l jobs -d 'Blobs downloaded in parallel' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l json -d 'Print results as one JSON document'
@@ -58,6 +60,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l platfor
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -s j -l jobs -d 'Blobs downloaded in parallel when the image has to be pinned first' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l json -d 'Print results as one JSON document'
@@ -66,6 +69,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -s v -l ve
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l json -d 'Print results as one JSON document'
@@ -74,6 +78,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -s v -l ve
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -s h -l help -d 'Print help'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l json -d 'Print results as one JSON document'
@@ -82,6 +87,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -s v -l v
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -s h -l help -d 'Print help'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l dry-run -d 'Only report what would be removed'
@@ -91,6 +97,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -s v -l verb
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -s h -l help -d 'Print help'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l repair -d 'Rebuild the index from the journal and remove corrupt blobs (pin fetches them again)'
@@ -104,6 +111,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l admin-
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -s j -l jobs -d 'Blobs downloaded in parallel per pull-through pin' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l read-only -d 'Serve what is pinned and never write the store (misses answer 503); works on a store this process may not write'

@@ -38,6 +38,17 @@ pub struct Global {
     )]
     pub upstream: Vec<String>,
 
+    /// Reach this registry without verifying its certificate, or over plain http when it does
+    /// not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)
+    #[arg(
+        long = "insecure-registry",
+        global = true,
+        env = "STABLEBUILD_INSECURE_REGISTRY",
+        value_name = "HOST[:PORT]",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
+
     /// Run pin, list, evict, gc and verify through this stablebuild server (default: the
     /// server holding --store, if one is running)
     #[arg(long, global = true, env = "STABLEBUILD_SERVER", value_name = "URL")]

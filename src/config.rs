@@ -19,6 +19,8 @@ pub enum ConfigError {
 pub struct Config {
     pub store: PathBuf,
     pub upstreams: BTreeMap<String, String>,
+    /// Registries reached without TLS verification, then over plain http.
+    pub insecure: Vec<String>,
     pub json: bool,
     /// Fail instead of waiting when another process holds the store.
     pub no_wait: bool,
@@ -36,6 +38,7 @@ impl Config {
                 None => default_store()?,
             },
             upstreams: parse_upstreams(&g.upstream)?,
+            insecure: g.insecure_registries.clone(),
             json: g.json,
             no_wait: g.no_wait,
             verbose: g.verbose,

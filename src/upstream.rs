@@ -14,6 +14,7 @@
 //! oci-client's client exposes. oci-client's manifest types are used in `manifest.rs`.
 
 mod auth;
+mod endpoint;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +30,7 @@ use crate::manifest::{self, ACCEPT as MANIFEST_TYPES, MAX_MANIFEST_BYTES};
 use crate::reference::Digest;
 
 pub use auth::Challenge;
+pub use endpoint::{Endpoint, Endpoints};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -77,6 +79,11 @@ pub enum UpstreamError {
         what: String,
         reason: String,
     },
+    #[error(
+        "{registry}: {url} answered a TLS handshake in plain text: this registry does not \
+         speak TLS; use --insecure-registry {registry}"
+    )]
+    NotTls { registry: String, url: String },
     #[error("invalid --upstream {0}")]
     BadOverride(String),
 }
@@ -152,16 +159,20 @@ pub struct UpstreamStats {
 /// The per-registry clients, created on first use and kept.
 pub struct Upstreams {
     http: reqwest::Client,
-    overrides: BTreeMap<String, String>,
+    /// For insecure registries: certificates are not verified.
+    http_unverified: reqwest::Client,
+    endpoints: Endpoints,
     retry: RetryPolicy,
     clients: Mutex<HashMap<String, Arc<Upstream>>>,
     stats: Arc<UpstreamStats>,
 }
 
 impl Upstreams {
-    /// `overrides` maps registry names to endpoints (`docker.io` → `http://127.0.0.1:5001`).
+    /// `overrides` maps registry names to endpoints (`docker.io` → `http://127.0.0.1:5001`);
+    /// `insecure` names registries reached without TLS verification, then over plain http.
     pub fn new(
         overrides: BTreeMap<String, String>,
+        insecure: &[String],
         retry: RetryPolicy,
     ) -> Result<Upstreams, UpstreamError> {
         for (name, url) in &overrides {
@@ -171,16 +182,20 @@ impl Upstreams {
                 )));
             }
         }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("stablebuild/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .map_err(|e| UpstreamError::BadOverride(format!("HTTP client: {e}")))?;
+        let client = |verify: bool| {
+            reqwest::Client::builder()
+                .user_agent(concat!("stablebuild/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(Duration::from_secs(60))
+                .pool_idle_timeout(Duration::from_secs(90))
+                .danger_accept_invalid_certs(!verify)
+                .build()
+                .map_err(|e| UpstreamError::BadOverride(format!("HTTP client: {e}")))
+        };
         Ok(Upstreams {
-            http,
-            overrides,
+            http: client(true)?,
+            http_unverified: client(false)?,
+            endpoints: Endpoints::new(overrides, insecure),
             retry,
             clients: Mutex::new(HashMap::new()),
             stats: Arc::default(),
@@ -202,24 +217,19 @@ impl Upstreams {
         out
     }
 
-    /// The endpoint a registry name is reached at.
-    pub fn endpoint(&self, registry: &str) -> String {
-        if let Some(url) = self.overrides.get(registry) {
-            return url.trim_end_matches('/').to_string();
-        }
-        match registry {
-            "docker.io" => "https://registry-1.docker.io".to_string(),
-            other => format!("https://{other}"),
-        }
-    }
-
     pub fn get(&self, registry: &str) -> Arc<Upstream> {
         let mut clients = self.clients.lock().expect("upstream map lock");
         let client = clients.entry(registry.to_string()).or_insert_with(|| {
+            let endpoint = self.endpoints.resolve(registry);
+            let http = match endpoint.skip_verify {
+                true => self.http_unverified.clone(),
+                false => self.http.clone(),
+            };
             Arc::new(Upstream {
                 registry: registry.to_string(),
-                base: self.endpoint(registry),
-                http: self.http.clone(),
+                base: Mutex::new(endpoint.primary),
+                fallback: Mutex::new(endpoint.fallback),
+                http,
                 retry: self.retry.clone(),
                 tokens: auth::TokenCache::default(),
                 budget: Mutex::new(None),
@@ -233,7 +243,10 @@ impl Upstreams {
 /// One registry's client.
 pub struct Upstream {
     registry: String,
-    base: String,
+    /// The endpoint requests go to; an insecure registry's moves to its `fallback` (plain
+    /// http) the first time https fails to connect.
+    base: Mutex<String>,
+    fallback: Mutex<Option<String>>,
     http: reqwest::Client,
     retry: RetryPolicy,
     tokens: auth::TokenCache,
@@ -373,9 +386,8 @@ impl Upstream {
         object: Object,
     ) -> Result<Response, UpstreamError> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let url = format!("{}{}", self.base, path);
         let scope = format!("repository:{repo}:pull");
-        let result = self.send_retrying(method, &url, &scope, what, object).await;
+        let result = self.send_retrying(method, path, &scope, what, object).await;
         if result.is_err() {
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -385,7 +397,7 @@ impl Upstream {
     async fn send_retrying(
         &self,
         method: Method,
-        url: &str,
+        path: &str,
         scope: &str,
         what: &str,
         object: Object,
@@ -393,6 +405,8 @@ impl Upstream {
         let (mut attempt, mut authed) = (0, false);
         loop {
             attempt += 1;
+            let url = format!("{}{path}", self.base.lock().expect("base lock"));
+            let url = url.as_str();
             let mut req = self.http.request(method.clone(), url);
             if object == Object::Manifest {
                 req = req.header(ACCEPT, MANIFEST_TYPES.join(", "));
@@ -401,6 +415,10 @@ impl Upstream {
                 req = req.bearer_auth(token);
             }
             let err = match req.send().await {
+                Err(e) if self.fall_back(url, &e) => {
+                    attempt -= 1;
+                    continue;
+                }
                 Err(e) => self.unreachable(url, &e),
                 Ok(resp) => {
                     self.note_budget(resp.headers());
@@ -439,11 +457,36 @@ impl Upstream {
     }
 
     fn unreachable(&self, url: &str, e: &reqwest::Error) -> UpstreamError {
+        let reason = error_chain(e);
+        if url.starts_with("https://") && speaks_plain_http(&reason) {
+            return UpstreamError::NotTls {
+                registry: self.registry.clone(),
+                url: url.to_string(),
+            };
+        }
         UpstreamError::Unreachable {
             registry: self.registry.clone(),
             url: url.to_string(),
-            reason: error_chain(e),
+            reason,
         }
+    }
+
+    /// An insecure registry whose https failed to connect: use plain http from now on.
+    /// True when the request should be sent again there.
+    fn fall_back(&self, url: &str, e: &reqwest::Error) -> bool {
+        let reason = error_chain(e);
+        if !(e.is_connect() || speaks_plain_http(&reason)) {
+            return false;
+        }
+        let Some(http) = self.fallback.lock().expect("fallback lock").take() else {
+            return false;
+        };
+        info!(
+            "{}: {url} failed over https ({reason}); using {http}",
+            self.registry
+        );
+        *self.base.lock().expect("base lock") = http;
+        true
     }
 
     async fn authenticate(
@@ -523,6 +566,12 @@ impl Upstream {
         info!("{}: rate-limit budget {remaining} remaining", self.registry);
         *self.budget.lock().expect("budget lock") = Some(RateBudget { limit, remaining });
     }
+}
+
+/// rustls's complaint when the peer answers a TLS handshake with something else (an HTTP
+/// response): the registry listens in plain http.
+fn speaks_plain_http(reason: &str) -> bool {
+    reason.contains("InvalidContentType") || reason.contains("corrupt message")
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -338,3 +338,52 @@ async fn pinned_images_survive_the_upstream_going_away() {
         "a failed pin records nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_registries_are_insecure_and_a_plain_http_registry_names_the_flag() {
+    let reg = Registry::start().await;
+    let single = fixtures::push_single(&reg.url()).await;
+    let sb = Sb::new("http://127.0.0.1:9");
+    let port = reg.host().rsplit(':').next().unwrap().to_string();
+    for image in [
+        format!("{}/library/single:1", reg.host()),
+        format!("localhost:{port}/library/single:1"),
+    ] {
+        let out = sb.run(&["--json", "pin", &image]).await.ok().json();
+        assert_eq!(out[0]["digest"], single.digest.as_str(), "{image}");
+        assert_eq!(out[0]["reference"], image.as_str());
+    }
+
+    // Another name for the same plain-http registry: https fails, and says what to do.
+    let over_tls = format!("reg.test=https://{}", reg.host());
+    let started = std::time::Instant::now();
+    let run = sb
+        .run(&["--upstream", &over_tls, "pin", "reg.test/library/single:1"])
+        .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("this registry does not speak TLS; use --insecure-registry reg.test"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("retrying"),
+        "not retried: {}",
+        run.stderr
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    let run = sb
+        .run(&[
+            "--upstream",
+            &over_tls,
+            "--insecure-registry",
+            "reg.test",
+            "--json",
+            "pin",
+            "reg.test/library/single:1",
+        ])
+        .await
+        .ok();
+    assert_eq!(run.json()[0]["digest"], single.digest.as_str());
+}

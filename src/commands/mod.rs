@@ -153,8 +153,12 @@ pub(crate) fn snapshotter(
     store: Arc<Store>,
     jobs: u16,
 ) -> anyhow::Result<Snapshotter> {
-    let upstreams = Upstreams::new(config.upstreams.clone(), RetryPolicy::default())
-        .map_err(|e| UsageError(e.to_string()))?;
+    let upstreams = Upstreams::new(
+        config.upstreams.clone(),
+        &config.insecure,
+        RetryPolicy::default(),
+    )
+    .map_err(|e| UsageError(e.to_string()))?;
     Ok(Snapshotter::new(store, Arc::new(upstreams), jobs as usize))
 }
 
