@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The server logs one line per request by default; the other commands only warnings.
     let serving = matches!(cli.command, stablebuild::cli::Command::Serve(_));
-    init_logging(cli.global.verbose + u8::from(serving));
+    stablebuild::logging::init(cli.global.verbose + u8::from(serving));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -40,22 +40,4 @@ fn forget_empty_env() {
             unsafe { std::env::remove_var(&name) };
         }
     }
-}
-
-/// Warnings by default, info with -v, debug with -vv; RUST_LOG overrides.
-fn init_logging(verbose: u8) {
-    let level = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("stablebuild={level}")));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
-        .with_target(false)
-        .init();
 }

@@ -3,8 +3,12 @@
 //! remote mirror with `--server URL --token T`.
 //! Must not touch: the store directory.
 
+use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+
+use crate::events::{self, Event};
+use crate::snapshot::Progress;
 
 use crate::ops::{Evicted, ListEntry, PinReport, PinnedRecord, VerifyOutcome};
 use crate::store::GcReport;
@@ -19,6 +23,8 @@ pub enum RemoteError {
         status: u16,
         message: String,
     },
+    #[error("server {url}: {message}")]
+    Failed { url: String, message: String },
 }
 
 pub struct Remote {
@@ -40,12 +46,23 @@ impl Remote {
         &self.base
     }
 
-    pub async fn pin(&self, images: &[String]) -> Result<PinReport, RemoteError> {
-        self.call("pin", json!({ "images": images })).await
+    /// Pin on the server, showing its progress on `progress` as it goes.
+    pub async fn pin(
+        &self,
+        images: &[String],
+        progress: &dyn Progress,
+    ) -> Result<PinReport, RemoteError> {
+        let body = json!({ "images": images, "progress": true });
+        self.call_with_progress("pin", body, progress).await
     }
 
-    pub async fn record(&self, image: &str) -> Result<PinnedRecord, RemoteError> {
-        self.call("record", json!({ "image": image })).await
+    pub async fn record(
+        &self,
+        image: &str,
+        progress: &dyn Progress,
+    ) -> Result<PinnedRecord, RemoteError> {
+        let body = json!({ "image": image, "progress": true });
+        self.call_with_progress("record", body, progress).await
     }
 
     pub async fn list(&self, filter: Option<&str>) -> Result<Vec<ListEntry>, RemoteError> {
@@ -65,29 +82,78 @@ impl Remote {
     }
 
     async fn call<T: DeserializeOwned>(&self, op: &str, body: Value) -> Result<T, RemoteError> {
+        let resp = self.send(op, body).await?;
+        let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
+        serde_json::from_slice(&bytes).map_err(|e| self.unexpected(op, e))
+    }
+
+    /// A call answered with progress events as JSON lines (`events.rs`), the result last.
+    async fn call_with_progress<T: DeserializeOwned>(
+        &self,
+        op: &str,
+        body: Value,
+        progress: &dyn Progress,
+    ) -> Result<T, RemoteError> {
+        let mut stream = self.send(op, body).await?.bytes_stream();
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            buf.extend_from_slice(&chunk.map_err(|e| self.unreachable(e))?);
+            while let Some(end) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=end).collect();
+                let event: Event =
+                    serde_json::from_slice(&line).map_err(|e| self.unexpected(op, e))?;
+                match events::replay(event, progress) {
+                    None => {}
+                    Some(Ok(result)) => {
+                        return serde_json::from_value(result).map_err(|e| self.unexpected(op, e));
+                    }
+                    Some(Err(message)) => {
+                        return Err(RemoteError::Failed {
+                            url: self.base.clone(),
+                            message,
+                        });
+                    }
+                }
+            }
+        }
+        Err(RemoteError::Unreachable {
+            url: self.base.clone(),
+            reason: format!("the answer to {op} ended before its result"),
+        })
+    }
+
+    /// POST one admin call; Err for a transport failure or an error status.
+    async fn send(&self, op: &str, body: Value) -> Result<reqwest::Response, RemoteError> {
         let url = format!("{}/_stablebuild/v1/{op}", self.base);
         let mut req = self.http.post(&url).json(&body);
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
-        let unreachable = |e: reqwest::Error| RemoteError::Unreachable {
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
+        Err(RemoteError::Status {
+            url: self.base.clone(),
+            status: status.as_u16(),
+            message: error_message(&bytes),
+        })
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> RemoteError {
+        RemoteError::Unreachable {
             url: self.base.clone(),
             reason: e.to_string(),
-        };
-        let resp = req.send().await.map_err(unreachable)?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(unreachable)?;
-        if !status.is_success() {
-            return Err(RemoteError::Status {
-                url: self.base.clone(),
-                status: status.as_u16(),
-                message: error_message(&bytes),
-            });
         }
-        serde_json::from_slice(&bytes).map_err(|e| RemoteError::Unreachable {
+    }
+
+    fn unexpected(&self, op: &str, e: serde_json::Error) -> RemoteError {
+        RemoteError::Unreachable {
             url: self.base.clone(),
             reason: format!("unexpected answer to {op}: {e}"),
-        })
+        }
     }
 }
 

@@ -157,6 +157,13 @@ impl Snapshotter {
         progress: &dyn Progress,
     ) -> Result<PinOutcome, SnapshotError> {
         let missing = self.store.missing(&record);
+        match missing.len() {
+            0 => tracing::debug!("{r}: pinned at {}; nothing asked upstream", record.digest),
+            n => tracing::info!(
+                "{r}: pinned at {}; {n} of its blobs are missing, fetching them by digest",
+                record.digest
+            ),
+        }
         if !missing.is_empty() {
             self.store
                 .writable()
@@ -212,6 +219,7 @@ impl Snapshotter {
             });
         }
         let info = self.fetch_manifest(r, &r.manifest_ref()).await?;
+        tracing::debug!("{r}: not pinned; upstream it is {} now", info.digest);
         let pending = Pending {
             key,
             digest: info.digest.clone(),

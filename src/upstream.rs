@@ -335,7 +335,7 @@ impl Upstream {
             r.map_err(|e| UpstreamError::Transfer {
                 registry: registry.clone(),
                 what: what2.clone(),
-                reason: error_chain(&e),
+                reason: reqwest_reason(&e),
             })
         });
         Ok((len, stream))
@@ -372,7 +372,7 @@ impl Upstream {
         UpstreamError::Transfer {
             registry: self.registry.clone(),
             what: what.to_string(),
-            reason: error_chain(e),
+            reason: reqwest_reason(e),
         }
     }
 
@@ -414,7 +414,21 @@ impl Upstream {
             if let Some(token) = self.tokens.get(scope) {
                 req = req.bearer_auth(token);
             }
-            let err = match req.send().await {
+            let started = std::time::Instant::now();
+            let sent = req.send().await;
+            match &sent {
+                Ok(resp) => debug!(
+                    "{method} {url} → {} in {:.1?}",
+                    resp.status().as_u16(),
+                    started.elapsed()
+                ),
+                Err(e) => debug!(
+                    "{method} {url} failed after {:.1?}: {}",
+                    started.elapsed(),
+                    reqwest_reason(e)
+                ),
+            }
+            let err = match sent {
                 Err(e) if self.fall_back(url, &e) => {
                     attempt -= 1;
                     continue;
@@ -457,7 +471,7 @@ impl Upstream {
     }
 
     fn unreachable(&self, url: &str, e: &reqwest::Error) -> UpstreamError {
-        let reason = error_chain(e);
+        let reason = reqwest_reason(e);
         if url.starts_with("https://") && speaks_plain_http(&reason) {
             return UpstreamError::NotTls {
                 registry: self.registry.clone(),
@@ -474,7 +488,7 @@ impl Upstream {
     /// An insecure registry whose https failed to connect: use plain http from now on.
     /// True when the request should be sent again there.
     fn fall_back(&self, url: &str, e: &reqwest::Error) -> bool {
-        let reason = error_chain(e);
+        let reason = reqwest_reason(e);
         if !(e.is_connect() || speaks_plain_http(&reason)) {
             return false;
         }
@@ -601,6 +615,15 @@ fn truncate(s: &str, n: usize) -> String {
     match s.char_indices().nth(n) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
+    }
+}
+
+/// What went wrong with a request, without reqwest's "error sending request for url (…)"
+/// (the messages that use this name the URL themselves).
+fn reqwest_reason(e: &reqwest::Error) -> String {
+    match (e.url(), std::error::Error::source(e)) {
+        (Some(_), Some(cause)) => error_chain(cause),
+        _ => error_chain(e),
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::cli::Sb;
+use common::cli::{Run, Sb};
 use common::fixtures;
 use common::registry::Registry;
 
@@ -108,4 +108,67 @@ async fn export_errors_name_the_cause_and_damage_nothing() {
     );
     let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert_eq!(entries.len(), 1, "nothing was added to the directory");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbosity_shows_stablebuilds_own_events_and_dependencies_stay_at_warn() {
+    let reg = Registry::start().await;
+    fixtures::push_single(&reg.url()).await;
+    let sb = Sb::new(&reg.url());
+    let request = format!("GET {}/v2/library/single/manifests/1 → 200 in", reg.url());
+
+    let info = sb.run(&["-v", "pin", "single:1"]).await.ok();
+    assert!(
+        !info.stderr.contains(&request),
+        "-v: no debug: {}",
+        info.stderr
+    );
+    sb.run(&["evict", "single:1"]).await.ok();
+    sb.run(&["gc"]).await.ok();
+    let debug = sb.run(&["-vv", "pin", "single:1"]).await.ok();
+    assert!(
+        debug.stderr.contains(&request),
+        "-vv: upstream requests: {}",
+        debug.stderr
+    );
+    assert!(
+        debug.stderr.contains("stored in"),
+        "-vv: blob writes: {}",
+        debug.stderr
+    );
+    let again = sb.run(&["-vv", "pin", "single:1"]).await.ok();
+    assert!(
+        again.stderr.contains("nothing asked upstream"),
+        "-vv: cache decisions: {}",
+        again.stderr
+    );
+
+    let mut cmd = sb.command(&["pin", "single:1"]);
+    let env_debug: Run = cmd.env("RUST_LOG", "debug").output().await.unwrap().into();
+    assert!(
+        env_debug.stderr.contains("nothing asked upstream"),
+        "{}",
+        env_debug.stderr
+    );
+    let foreign: Vec<&str> = env_debug
+        .stderr
+        .lines()
+        .filter(|l| l.contains("DEBUG") && !l.contains("stablebuild"))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "RUST_LOG=debug is stablebuild's: {foreign:?}"
+    );
+    let mut cmd = sb.command(&["list"]);
+    let named: Run = cmd
+        .env("RUST_LOG", "sled=trace")
+        .output()
+        .await
+        .unwrap()
+        .into();
+    assert!(
+        named.stderr.contains("sled::"),
+        "a named crate is shown: {}",
+        named.stderr
+    );
 }

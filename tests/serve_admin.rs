@@ -186,3 +186,97 @@ async fn a_remote_mirror_is_pre_warmed_with_its_token_and_clients_without_it_are
     assert_eq!(anonymous.status().as_u16(), 401);
     assert!(srv.stop().await.success());
 }
+
+/// `sb`'s command line as one shell word list, for `script -c`.
+fn shell_line(sb: &Sb, args: &[&str]) -> String {
+    let cmd = sb.command(args);
+    let std = cmd.as_std();
+    std::iter::once(std.get_program())
+        .chain(std.get_args())
+        .map(|w| format!("'{}'", w.to_string_lossy().replace('\'', "'\\''")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pins_through_the_server_stream_progress_to_the_terminal() {
+    use common::faulty::{Fault, Faulty};
+    let up = Faulty::start().await;
+    let layers = up.layer_digests();
+    for layer in &layers {
+        let wait = std::time::Duration::from_millis(800);
+        up.push_fault(&up.blob_path(layer), Fault::Pause { after: 4096, wait });
+    }
+    let sb = Sb::new(&up.url());
+    let srv = Server::start(&sb, &[]).await;
+
+    // The admin API's progress answer: events as JSON lines, the result last.
+    let token: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sb.store().join("server.json")).unwrap()).unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/_stablebuild/v1/pin", srv.url()))
+        .bearer_auth(token["token"].as_str().unwrap())
+        .json(&serde_json::json!({"images": ["faulty:1"], "progress": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    let text = resp.text().await.unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"started") && kinds.contains(&"advanced"),
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.last(), Some(&"done"), "{kinds:?}");
+    let done = events.last().unwrap();
+    assert_eq!(
+        done["result"]["pinned"][0]["digest"],
+        up.index_digest().as_str()
+    );
+    let advanced: u64 = events
+        .iter()
+        .filter(|e| e["event"] == "advanced")
+        .map(|e| e["bytes"].as_u64().unwrap())
+        .sum();
+    let total: u64 = layers
+        .iter()
+        .chain(&up.config_digests())
+        .map(|d| up.blob(d).len() as u64)
+        .sum();
+    assert_eq!(advanced, total, "every byte of every blob is reported once");
+
+    // The CLI on a terminal draws the bars of a pin the server runs.
+    sb.run(&["evict", "faulty:1"]).await.ok();
+    sb.run(&["gc"]).await.ok();
+    for layer in &layers {
+        let wait = std::time::Duration::from_millis(800);
+        up.push_fault(&up.blob_path(layer), Fault::Pause { after: 4096, wait });
+    }
+    let line = shell_line(&sb, &["pin", "faulty:1"]);
+    let out = tokio::process::Command::new("script")
+        .args(["-qfec", &line, "/dev/null"])
+        .output()
+        .await
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("fetched"), "the total bar: {shown}");
+    let short = &layers[0]["sha256:".len()..][..12];
+    assert!(shown.contains(short), "the layer's bar: {shown}");
+    assert!(
+        shown.contains(&up.index_digest()),
+        "and the result: {shown}"
+    );
+    assert!(
+        srv.log().contains("POST /_stablebuild/v1/pin 200"),
+        "{}",
+        srv.log()
+    );
+}

@@ -28,14 +28,15 @@ pub async fn run(config: &Config, args: PinArgs) -> anyhow::Result<ExitCode> {
         return Err(UsageError("pin needs at least one IMAGE or -f FILE".into()).into());
     }
     let refs = parse_refs(&items)?;
+    let bars = progress::for_stderr();
     let report = match backend(config, Need::Write { create: true })? {
         Backend::Local(store) => {
             let snap = snapshotter(config, store, args.jobs)?;
-            let bars = progress::for_stderr();
             ops::pin_all(&snap, &refs, bars.as_ref()).await
         }
-        Backend::Remote(remote) => remote.pin(&items).await?,
+        Backend::Remote(remote) => remote.pin(&items, bars.as_ref()).await?,
     };
+    drop(bars);
     if config.json {
         print_json(&report.pinned);
     } else {

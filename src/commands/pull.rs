@@ -117,7 +117,9 @@ async fn pin_for_export(config: &Config, r: &Reference, jobs: u16) -> anyhow::Re
             })
         }
         Backend::Remote(remote) => {
-            let pinned = remote.record(&r.to_string()).await?;
+            let bars = progress::for_stderr();
+            let pinned = remote.record(&r.to_string(), bars.as_ref()).await?;
+            drop(bars);
             Ok(Source {
                 record: pinned.record,
                 blobs: Blobs::read_only(&config.store, "held by the server"),

@@ -8,24 +8,31 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use super::AppState;
 use super::errors::RegistryError;
+use crate::events::{self, Event};
 use crate::ops;
 use crate::reference::Reference;
-use crate::snapshot::Quiet;
+use crate::snapshot::{Progress, Quiet};
 
 #[derive(Deserialize)]
 pub struct Images {
     images: Vec<String>,
+    /// Answer with progress events as JSON lines (see `events.rs`), the result last.
+    #[serde(default)]
+    progress: bool,
 }
 
 #[derive(Deserialize)]
 pub struct Image {
     image: String,
+    #[serde(default)]
+    progress: bool,
 }
 
 #[derive(Deserialize)]
@@ -64,15 +71,15 @@ fn parse(images: &[String]) -> Result<Vec<Reference>, RegistryError> {
 }
 
 pub async fn pin(State(s): State<Arc<AppState>>, h: HeaderMap, Json(b): Json<Images>) -> Response {
-    let run = async {
-        authorize(&s, &h)?;
-        let refs = parse(&b.images)?;
-        let snap = s.snap.clone();
-        // Detached: a client that goes away does not cancel the pins.
-        let task = tokio::spawn(async move { ops::pin_all(&snap, &refs, &Quiet).await });
-        Ok::<_, RegistryError>(Json(task.await.expect("pin task panicked")))
+    let refs = match authorize(&s, &h).and_then(|_| parse(&b.images)) {
+        Ok(refs) => refs,
+        Err(e) => return e.into_response(),
     };
-    run.await.into_response()
+    let snap = s.snap.clone();
+    detached(b.progress, move |progress| async move {
+        Ok(ops::pin_all(&snap, &refs, progress.as_ref()).await)
+    })
+    .await
 }
 
 /// Pin one image (if it is not yet) and answer with its whole record, so that a local
@@ -82,19 +89,58 @@ pub async fn record(
     h: HeaderMap,
     Json(b): Json<Image>,
 ) -> Response {
-    let run = async {
-        authorize(&s, &h)?;
-        let r = parse(std::slice::from_ref(&b.image))?.remove(0);
-        let snap = s.snap.clone();
-        let task = tokio::spawn(async move { snap.pin(&r, &Quiet).await });
-        let outcome = task.await.expect("pin task panicked").map_err(Arc::new)?;
-        let pinned = ops::PinnedRecord {
+    let r = match authorize(&s, &h).and_then(|_| parse(std::slice::from_ref(&b.image))) {
+        Ok(mut refs) => refs.remove(0),
+        Err(e) => return e.into_response(),
+    };
+    let snap = s.snap.clone();
+    detached(b.progress, move |progress| async move {
+        let outcome = snap.pin(&r, progress.as_ref()).await.map_err(Arc::new)?;
+        Ok(ops::PinnedRecord {
             pin: ops::PinLine::from(&outcome),
             record: outcome.record,
+        })
+    })
+    .await
+}
+
+/// Run `work` on a task of its own, so that a client that goes away does not cancel it.
+/// Without `progress`: answer with its JSON result (or error) when it ends. With it: answer
+/// at once with its progress events as JSON lines, the result (or error) last.
+async fn detached<T, F, Fut>(progress: bool, work: F) -> Response
+where
+    T: Serialize + Send + 'static,
+    F: FnOnce(Arc<dyn Progress>) -> Fut,
+    Fut: Future<Output = Result<T, RegistryError>> + Send + 'static,
+{
+    if !progress {
+        let task = tokio::spawn(work(Arc::new(Quiet)));
+        return match task.await.expect("admin task panicked") {
+            Ok(value) => Json(value).into_response(),
+            Err(e) => e.into_response(),
         };
-        Ok::<_, RegistryError>(Json(pinned))
-    };
-    run.await.into_response()
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = work(Arc::new(events::Sink::new(tx.clone())));
+    tokio::spawn(async move {
+        let end = match task.await {
+            Ok(value) => Event::Done {
+                result: serde_json::to_value(value).expect("results serialise"),
+            },
+            Err(e) => Event::Failed {
+                message: e.to_string(),
+            },
+        };
+        let _ = tx.send(end);
+    });
+    let lines = futures_util::stream::unfold(rx, |mut rx| async move {
+        let event = rx.recv().await?;
+        Some((Ok::<_, std::convert::Infallible>(event.line()), rx))
+    });
+    let mut resp = Response::new(axum::body::Body::from_stream(lines));
+    let ndjson = HeaderValue::from_static("application/x-ndjson");
+    resp.headers_mut().insert(header::CONTENT_TYPE, ndjson);
+    resp
 }
 
 pub async fn list(State(s): State<Arc<AppState>>, h: HeaderMap, Json(b): Json<Filter>) -> Response {

@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::tee::Tee;
 use super::{Progress, SnapshotError, Snapshotter};
@@ -81,8 +81,10 @@ async fn one(
 ) -> Result<(), SnapshotError> {
     let _one = s.digest_locks().lock(blob.digest.hex()).await;
     if s.store().blobs().contains(&blob.digest) {
-        return Ok(()); // another pin fetched it while this one waited
+        debug!("{}: stored by another transfer meanwhile", blob.digest);
+        return Ok(());
     }
+    let started = std::time::Instant::now();
     let policy = upstream.retry_policy().clone();
     let mut attempt = 0;
     loop {
@@ -91,7 +93,10 @@ async fn one(
         let result = transfer(s, upstream, r, blob, progress).await;
         progress.blob_finished(&blob.digest);
         match result {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                debug!("{}: stored in {:.1?}", blob.digest, started.elapsed());
+                return Ok(());
+            }
             Err(f) if f.retryable() && attempt < policy.attempts => {
                 let wait = policy.delay(attempt);
                 let total = policy.attempts;
