@@ -53,7 +53,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l json -d 
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l no-wait -d 'Fail at once when another stablebuild process holds the store, instead of waiting'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s h -l help -d 'Print help'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -s o -l output -d 'Where to write: a directory (OCI layout) or a file ending in .tar (docker archive)' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -s o -l output -d 'Where to write: a directory (OCI layout), NAME.tar or NAME.tar.gz/.tgz (docker archive), or - (a docker archive on stdout)' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l format -d 'Output format [default: docker-archive for a PATH ending in .tar, else oci]' -r -f -a "oci\t'An OCI image layout directory'
 docker-archive\t'A tarball that `docker load` and `podman load` accept (one platform)'"
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l platform -d 'Only this platform, e.g. linux/arm64 or linux/arm/v7 [docker-archive default: the host\'s]' -r

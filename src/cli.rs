@@ -124,7 +124,8 @@ pub struct PullArgs {
     #[arg(value_name = "IMAGE")]
     pub image: String,
 
-    /// Where to write: a directory (OCI layout) or a file ending in .tar (docker archive)
+    /// Where to write: a directory (OCI layout), NAME.tar or NAME.tar.gz/.tgz (docker archive),
+    /// or - (a docker archive on stdout)
     #[arg(short, long, value_name = "PATH")]
     pub output: PathBuf,
 

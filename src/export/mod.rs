@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::store::{Blobs, ManifestInfo, StoreError, TagRecord};
 
-pub use docker::write_archive;
+pub use docker::{Sink, write_archive};
 pub use oci::write_layout;
 
 #[derive(Debug, thiserror::Error)]
