@@ -42,21 +42,56 @@ pub struct PinnedRecord {
     pub record: TagRecord,
 }
 
-/// Pins that worked and the ones that did not (the message names the image and the cause).
+/// A reference that could not be pinned, and why (the message names the image and the cause).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinFailure {
+    pub reference: String,
+    pub error: String,
+}
+
+/// What became of one reference: in JSON, a pinned line or `{reference, error}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PinResult {
+    Pinned(PinLine),
+    Failed(PinFailure),
+}
+
+/// Every reference's result, in the order asked.
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct PinReport {
-    pub pinned: Vec<PinLine>,
-    pub failed: Vec<String>,
+    pub results: Vec<PinResult>,
+}
+
+impl PinReport {
+    pub fn pinned(&self) -> impl Iterator<Item = &PinLine> {
+        self.results.iter().filter_map(|r| match r {
+            PinResult::Pinned(line) => Some(line),
+            PinResult::Failed(_) => None,
+        })
+    }
+
+    pub fn failed(&self) -> impl Iterator<Item = &PinFailure> {
+        self.results.iter().filter_map(|r| match r {
+            PinResult::Failed(f) => Some(f),
+            PinResult::Pinned(_) => None,
+        })
+    }
 }
 
 /// Pin each reference in turn; one failure does not stop the others.
 pub async fn pin_all(snap: &Snapshotter, refs: &[Reference], progress: &dyn Progress) -> PinReport {
     let mut report = PinReport::default();
     for r in refs {
-        match snap.pin(r, progress).await {
-            Ok(outcome) => report.pinned.push(PinLine::from(&outcome)),
-            Err(e) => report.failed.push(e.to_string()),
-        }
+        let result = match snap.pin(r, progress).await {
+            Ok(outcome) => PinResult::Pinned(PinLine::from(&outcome)),
+            Err(e) => PinResult::Failed(PinFailure {
+                reference: r.to_string(),
+                error: e.to_string(),
+            }),
+        };
+        report.results.push(result);
     }
     report
 }

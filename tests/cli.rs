@@ -58,6 +58,19 @@ async fn unknown_images_fail_with_exit_1_and_leave_nothing() {
         run.stdout
     );
     assert_no_panic(&run);
+    let run = sb.run(&["--json", "pin", "nothere:1", "single:1"]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let results = run.json();
+    assert_eq!(
+        results[0]["reference"], "docker.io/library/nothere:1",
+        "{results}"
+    );
+    let error = results[0]["error"].as_str().unwrap();
+    assert!(error.contains("not found upstream"), "{results}");
+    assert!(results[0].get("digest").is_none(), "{results}");
+    assert_eq!(results[1]["reference"], "docker.io/library/single:1");
+    assert_eq!(results[1]["already_pinned"], true, "{results}");
+    assert_eq!(results.as_array().unwrap().len(), 2);
 
     let out = sb.path("out");
     let run = sb

@@ -38,14 +38,14 @@ pub async fn run(config: &Config, args: PinArgs) -> anyhow::Result<ExitCode> {
     };
     drop(bars);
     if config.json {
-        print_json(&report.pinned);
+        print_json(&report);
     } else {
-        report.pinned.iter().for_each(print_line);
+        report.pinned().for_each(print_line);
     }
-    for failure in &report.failed {
-        eprintln!("error: {failure}");
+    for failure in report.failed() {
+        eprintln!("error: {}", failure.error);
     }
-    Ok(if report.failed.is_empty() {
+    Ok(if report.failed().next().is_none() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
