@@ -25,6 +25,9 @@ _stablebuild() {
             stablebuild,help)
                 cmd="stablebuild__subcmd__help"
                 ;;
+            stablebuild,inspect)
+                cmd="stablebuild__subcmd__inspect"
+                ;;
             stablebuild,list)
                 cmd="stablebuild__subcmd__list"
                 ;;
@@ -49,6 +52,9 @@ _stablebuild() {
             stablebuild__subcmd__help,help)
                 cmd="stablebuild__subcmd__help__subcmd__help"
                 ;;
+            stablebuild__subcmd__help,inspect)
+                cmd="stablebuild__subcmd__help__subcmd__inspect"
+                ;;
             stablebuild__subcmd__help,list)
                 cmd="stablebuild__subcmd__help__subcmd__list"
                 ;;
@@ -71,7 +77,7 @@ _stablebuild() {
 
     case "${cmd}" in
         stablebuild)
-            opts="-v -h -V --store --upstream --insecure-registry --server --token --json --no-wait --verbose --help --version pin pull list evict gc verify serve help"
+            opts="-v -h -V --store --upstream --insecure-registry --server --token --json --no-wait --verbose --help --version pin pull list evict gc verify serve inspect help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -173,7 +179,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__help)
-            opts="pin pull list evict gc verify serve help"
+            opts="pin pull list evict gc verify serve inspect help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -215,6 +221,20 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stablebuild__subcmd__help__subcmd__inspect)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -291,6 +311,40 @@ _stablebuild() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stablebuild__subcmd__inspect)
+            opts="-v -h --store --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -41,6 +41,7 @@ complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "evict" -d '
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "gc" -d 'Remove blobs that no pinned tag reaches'
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "verify" -d 'Re-hash every blob and report missing or corrupt ones (exit 1 if any)'
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "serve" -d 'Serve the store as a read-only Registry v2 mirror, pinning on a miss'
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "inspect" -d 'Show a pinned snapshot as a tree: index, platform manifests, configs and layers (from the store only)'
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s f -l file -d 'Read references from a file: one per line (# comments), or the FROM lines of a Dockerfile' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s j -l jobs -d 'Blobs downloaded in parallel' -r
@@ -119,11 +120,21 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l json -
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l no-wait -d 'Fail at once when another stablebuild process holds the store, instead of waiting'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -s h -l help -d 'Print help'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve help" -f -a "pin" -d 'Snapshot tags into the store (all platforms, all blobs); pinned tags are not fetched again'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve help" -f -a "pull" -d 'Export an image from the store (pinning it first when missing)'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve help" -f -a "list" -d 'Show what is pinned'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve help" -f -a "evict" -d 'Drop tags\' snapshots so that the next pin fetches them again'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve help" -f -a "gc" -d 'Remove blobs that no pinned tag reaches'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve help" -f -a "verify" -d 'Re-hash every blob and report missing or corrupt ones (exit 1 if any)'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve help" -f -a "serve" -d 'Serve the store as a read-only Registry v2 mirror, pinning on a miss'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l token -d 'The server\'s admin token, for --server' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l json -d 'Print results as one JSON document'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l no-wait -d 'Fail at once when another stablebuild process holds the store, instead of waiting'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -s h -l help -d 'Print help'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve inspect help" -f -a "pin" -d 'Snapshot tags into the store (all platforms, all blobs); pinned tags are not fetched again'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve inspect help" -f -a "pull" -d 'Export an image from the store (pinning it first when missing)'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve inspect help" -f -a "list" -d 'Show what is pinned'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve inspect help" -f -a "evict" -d 'Drop tags\' snapshots so that the next pin fetches them again'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve inspect help" -f -a "gc" -d 'Remove blobs that no pinned tag reaches'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve inspect help" -f -a "verify" -d 'Re-hash every blob and report missing or corrupt ones (exit 1 if any)'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve inspect help" -f -a "serve" -d 'Serve the store as a read-only Registry v2 mirror, pinning on a miss'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve inspect help" -f -a "inspect" -d 'Show a pinned snapshot as a tree: index, platform manifests, configs and layers (from the store only)'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand help; and not __fish_seen_subcommand_from pin pull list evict gc verify serve inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -93,6 +93,16 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Serve the store as a read-only Registry v2 mirror, pinning on a miss
     Serve(ServeArgs),
+    /// Show a pinned snapshot as a tree: index, platform manifests, configs and layers (from
+    /// the store only)
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A pinned image reference (a digest matches any tag pinned at that digest)
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,11 @@
-//! The operations behind `pin`, `list`, `evict`, `gc` and `verify`, as data: the commands
+//! The operations behind `pin`, `list`, `evict`, `gc`, `verify` and `inspect`, as data: the commands
 //! print these results, and a running server answers its admin API with the same ones, so
 //! the output is the same whichever process holds the store.
 //! Must not touch: the terminal.
+
+mod inspect;
+
+pub use inspect::{Inspection, Node, inspect};
 
 use serde::{Deserialize, Serialize};
 

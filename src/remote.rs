@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::events::{self, Event};
 use crate::snapshot::Progress;
 
-use crate::ops::{Evicted, ListEntry, PinReport, PinnedRecord, VerifyOutcome};
+use crate::ops::{Evicted, Inspection, ListEntry, PinReport, PinnedRecord, VerifyOutcome};
 use crate::store::GcReport;
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +63,11 @@ impl Remote {
     ) -> Result<PinnedRecord, RemoteError> {
         let body = json!({ "image": image, "progress": true });
         self.call_with_progress("record", body, progress).await
+    }
+
+    /// The server's tree of a pinned image; None when it is not pinned there.
+    pub async fn inspect(&self, image: &str) -> Result<Option<Inspection>, RemoteError> {
+        self.call("inspect", json!({ "image": image })).await
     }
 
     pub async fn list(&self, filter: Option<&str>) -> Result<Vec<ListEntry>, RemoteError> {

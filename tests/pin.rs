@@ -5,6 +5,7 @@ mod common;
 use common::cli::{Sb, read};
 use common::fixtures::{self, Pushed};
 use common::registry::Registry;
+use common::server::Server;
 
 /// Every manifest and blob of `pushed` is stored with exactly the upstream's bytes.
 async fn assert_stored_byte_for_byte(sb: &Sb, reg: &Registry, p: &Pushed) {
@@ -386,4 +387,89 @@ async fn loopback_registries_are_insecure_and_a_plain_http_registry_names_the_fl
         .await
         .ok();
     assert_eq!(run.json()[0]["digest"], single.digest.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_shows_the_stored_tree_without_asking_the_upstream() {
+    let mut reg = Registry::start().await;
+    let multi = fixtures::push_multi(&reg.url(), 0).await;
+    let sb = Sb::new(&reg.url());
+    sb.run(&["pin", "multi:1"]).await.ok();
+    reg.stop().await;
+
+    let tree = sb.run(&["--json", "inspect", "multi:1"]).await.ok().json();
+    assert_eq!(tree["reference"], "docker.io/library/multi:1");
+    let root = &tree["root"];
+    assert_eq!(
+        (root["kind"].as_str(), root["digest"].as_str()),
+        (Some("index"), Some(multi.digest.as_str()))
+    );
+    let manifests = root["children"].as_array().unwrap();
+    let digests: Vec<&str> = manifests
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        digests,
+        multi
+            .manifests
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(manifests[0]["platform"], "linux/amd64");
+    assert_eq!(
+        manifests[3]["platform"], "unknown/unknown",
+        "the attestation too"
+    );
+    let mut blobs: Vec<&str> = Vec::new();
+    for m in manifests {
+        let children = m["children"].as_array().unwrap();
+        assert_eq!(children[0]["kind"], "config", "{m}");
+        assert!(
+            children
+                .iter()
+                .all(|c| c["stored"] == true && c["size"].is_u64()),
+            "{m}"
+        );
+        blobs.extend(children.iter().map(|c| c["digest"].as_str().unwrap()));
+    }
+    for b in &multi.blobs {
+        assert!(blobs.contains(&b.as_str()), "{b} is in the tree");
+    }
+
+    let text = sb.run(&["inspect", "multi:1"]).await.ok().stdout;
+    assert!(
+        text.contains(&format!(
+            "index  {}  application/vnd.oci.image.index.v1+json",
+            multi.digest
+        )),
+        "{text}"
+    );
+    assert!(text.contains("├─ linux/amd64  manifest  sha256:"), "{text}");
+    assert!(text.contains("│  ├─ config  sha256:"), "{text}");
+    let by_digest = format!("multi@{}", multi.digest);
+    let same = sb.run(&["--json", "inspect", &by_digest]).await.ok().json();
+    assert_eq!(
+        same["root"], tree["root"],
+        "a digest finds the tag pinned at it"
+    );
+
+    let missing = sb.run(&["inspect", "single:1"]).await;
+    assert_eq!(missing.code, 1, "{}", missing.stderr);
+    assert!(
+        missing
+            .stderr
+            .contains("docker.io/library/single:1 is not pinned"),
+        "{}",
+        missing.stderr
+    );
+
+    let srv = Server::start(&sb, &[]).await;
+    let through = sb.run(&["--json", "inspect", "multi:1"]).await.ok().json();
+    assert_eq!(
+        through, tree,
+        "the same tree through the server holding the store"
+    );
+    drop(srv);
 }

@@ -4,6 +4,7 @@
 
 mod evict;
 mod gc;
+mod inspect;
 mod list;
 mod pin;
 mod progress;
@@ -41,6 +42,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gc(args) => gc::run(&config, args).await,
         Command::Verify(args) => verify::run(&config, args).await,
         Command::Serve(args) => serve::run(&config, args).await,
+        Command::Inspect(args) => inspect::run(&config, args).await,
     }
 }
 

@@ -1,4 +1,4 @@
-//! The admin API (`POST /_stablebuild/v1/{pin,record,list,evict,gc,verify}`, JSON in and out),
+//! The admin API (`POST /_stablebuild/v1/{pin,record,list,inspect,evict,gc,verify}`, JSON in and out),
 //! so the CLI works while this server holds the store, and CI can pre-warm a remote mirror.
 //! Every call needs `Authorization: Bearer <admin token>`; mirror clients without it
 //! cannot pin, evict or gc. Bodies are the same `ops` results the commands print.
@@ -141,6 +141,20 @@ where
     let ndjson = HeaderValue::from_static("application/x-ndjson");
     resp.headers_mut().insert(header::CONTENT_TYPE, ndjson);
     resp
+}
+
+/// The tree of a pinned image, or null when it is not pinned (nothing is asked upstream).
+pub async fn inspect(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Json(b): Json<Image>,
+) -> Response {
+    let run = || {
+        authorize(&s, &h)?;
+        let r = parse(std::slice::from_ref(&b.image))?.remove(0);
+        Ok::<_, RegistryError>(Json(ops::inspect(s.snap.store(), &r)?))
+    };
+    run().into_response()
 }
 
 pub async fn list(State(s): State<Arc<AppState>>, h: HeaderMap, Json(b): Json<Filter>) -> Response {

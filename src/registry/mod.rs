@@ -54,6 +54,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_stablebuild/v1/pin", post(admin::pin))
         .route("/_stablebuild/v1/record", post(admin::record))
         .route("/_stablebuild/v1/list", post(admin::list))
+        .route("/_stablebuild/v1/inspect", post(admin::inspect))
         .route("/_stablebuild/v1/evict", post(admin::evict))
         .route("/_stablebuild/v1/gc", post(admin::gc))
         .route("/_stablebuild/v1/verify", post(admin::verify))
