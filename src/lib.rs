@@ -13,6 +13,7 @@ pub mod export;
 pub mod logging;
 pub mod malloc;
 pub mod manifest;
+pub mod manual;
 pub mod ops;
 pub mod platform;
 pub mod reference;

@@ -34,11 +34,7 @@ fn generated() -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 fn man(cmd: clap::Command) -> Vec<u8> {
-    let mut buf = Vec::new();
-    clap_mangen::Man::new(cmd)
-        .render(&mut buf)
-        .expect("render man page");
-    buf
+    stablebuild::manual::man_page(cmd)
 }
 
 #[test]

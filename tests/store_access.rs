@@ -192,6 +192,7 @@ async fn a_directory_that_is_not_a_store_is_named_and_only_pin_creates_one() {
         vec!["gc", "--dry-run"],
         vec!["gc"],
         vec!["evict", "x:1"],
+        vec!["inspect", "x:1"],
     ] {
         let run = sb.run(&args).await;
         assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
