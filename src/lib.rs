@@ -20,6 +20,7 @@ pub mod reference;
 pub mod reflist;
 pub mod registry;
 pub mod remote;
+pub mod shared;
 pub mod snapshot;
 pub mod store;
 pub mod upstream;

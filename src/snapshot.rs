@@ -13,9 +13,11 @@ mod fetch;
 mod single;
 mod tee;
 mod through;
+mod tier;
 
 pub use tee::Tee;
 pub use through::BlobSource;
+pub use tier::{Tier, TierError};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,6 +48,21 @@ pub enum SnapshotError {
         reference: String,
         cause: ManifestError,
     },
+    #[error("{reference}: {cause}")]
+    Shared {
+        reference: String,
+        cause: crate::shared::SharedError,
+    },
+}
+
+impl SnapshotError {
+    fn tier(reference: &Reference, e: TierError) -> SnapshotError {
+        let reference = reference.to_string();
+        match e {
+            TierError::Store(cause) => SnapshotError::Store { reference, cause },
+            TierError::Shared(cause) => SnapshotError::Shared { reference, cause },
+        }
+    }
 }
 
 /// Progress of a pin, for a terminal or a log; every method has a no-op default.
@@ -74,6 +91,8 @@ pub struct PinOutcome {
 
 pub struct Snapshotter {
     store: Arc<Store>,
+    /// The store of record: the local store, or a bucket the local store caches.
+    tier: Tier,
     upstreams: Arc<Upstreams>,
     jobs: usize,
     /// Pins hold it shared; gc holds it exclusively, so gc never removes what a pin needs.
@@ -87,6 +106,16 @@ pub struct Snapshotter {
     pulls: through::Pulls,
 }
 
+/// A root manifest's record entry.
+fn root_info(digest: Digest, media_type: String, size: usize) -> ManifestInfo {
+    ManifestInfo {
+        digest,
+        media_type,
+        size: size as u64,
+        platform: None,
+    }
+}
+
 /// A manifest reached by the walk, with the blobs it names.
 struct Walked {
     info: ManifestInfo,
@@ -97,6 +126,7 @@ impl Snapshotter {
     pub fn new(store: Arc<Store>, upstreams: Arc<Upstreams>, jobs: usize) -> Snapshotter {
         Snapshotter {
             store,
+            tier: Tier::Local,
             upstreams,
             jobs: jobs.max(1),
             in_flight: RwLock::new(()),
@@ -107,8 +137,18 @@ impl Snapshotter {
         }
     }
 
+    /// Make a bucket the store of record; the local store becomes its cache.
+    pub fn with_tier(mut self, tier: Tier) -> Snapshotter {
+        self.tier = tier;
+        self
+    }
+
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    pub fn tier(&self) -> &Tier {
+        &self.tier
     }
 
     /// Run `f` with no pin in flight (for gc).
@@ -126,21 +166,29 @@ impl Snapshotter {
         let _guard = self.in_flight.read().await;
         let key = r.key();
         let _one = self.keys.lock(&key).await;
-        let store_err = |cause| SnapshotError::Store {
-            reference: r.to_string(),
-            cause,
-        };
-        if let Some(record) = self.store.tag(&key).map_err(store_err)? {
+        let tier_err = |e| SnapshotError::tier(r, e);
+        let found = self
+            .tier
+            .lookup(&self.store, &key)
+            .await
+            .map_err(tier_err)?;
+        if let Some(record) = found {
             return self.top_up(r, record, progress).await;
         }
         // Nothing is asked upstream for a pin that could not be stored.
-        self.store.writable().map_err(store_err)?;
+        self.store
+            .writable()
+            .map_err(|e| SnapshotError::tier(r, e.into()))?;
         let root = self.root(r).await?;
         let walked = self.walk(r, &root).await?;
         progress.manifests_stored(&root.digest);
         self.fetch_blobs(r, &walked, progress).await?;
-        let record = self.record(r, &root, walked)?;
-        let record = self.store.record_tag(record).map_err(store_err)?;
+        let record = self.record(r, &root, walked).await;
+        let record = self
+            .tier
+            .publish(&self.store, record)
+            .await
+            .map_err(tier_err)?;
         Ok(PinOutcome {
             reference: r.to_string(),
             record,
@@ -149,14 +197,26 @@ impl Snapshotter {
         })
     }
 
-    /// A pinned reference: nothing upstream unless blobs went missing (fetched by digest).
+    /// A pinned reference: nothing upstream unless blobs went missing from the store of
+    /// record (fetched by digest). Its manifests are made local (a shared store's record
+    /// may come from another process).
     async fn top_up(
         &self,
         r: &Reference,
         record: TagRecord,
         progress: &dyn Progress,
     ) -> Result<PinOutcome, SnapshotError> {
-        let missing = self.store.missing(&record);
+        for m in &record.manifests {
+            self.stored_or_fetch(r, &m.digest).await?;
+        }
+        progress.manifests_stored(&record.digest);
+        let mut missing = Vec::new();
+        for b in &record.blobs {
+            let has = self.tier.has(&self.store, &b.digest).await;
+            if !has.map_err(|e| SnapshotError::tier(r, e))? {
+                missing.push(b);
+            }
+        }
         match missing.len() {
             0 => tracing::debug!("{r}: pinned at {}; nothing asked upstream", record.digest),
             n => tracing::info!(
@@ -167,23 +227,10 @@ impl Snapshotter {
         if !missing.is_empty() {
             self.store
                 .writable()
-                .map_err(|cause| SnapshotError::Store {
-                    reference: r.to_string(),
-                    cause,
-                })?;
+                .map_err(|e| SnapshotError::tier(r, e.into()))?;
         }
-        for m in record
-            .manifests
+        let blobs: Vec<_> = missing
             .iter()
-            .filter(|m| missing.contains(&m.digest))
-        {
-            self.fetch_manifest(r, &m.digest.to_string()).await?;
-        }
-        progress.manifests_stored(&record.digest);
-        let blobs: Vec<_> = record
-            .blobs
-            .iter()
-            .filter(|b| missing.contains(&b.digest))
             .map(|b| manifest::Blob {
                 digest: b.digest.clone(),
                 media_type: String::new(),
@@ -191,32 +238,51 @@ impl Snapshotter {
                 foreign: false,
             })
             .collect();
-        fetch::blobs(self, r, &blobs, progress).await?;
+        fetch::blobs(self, r, &blobs, fetch::Want::InStore, progress).await?;
         Ok(PinOutcome {
             reference: r.to_string(),
+            repaired: blobs.len(),
             record,
             already_pinned: true,
-            repaired: missing.len(),
         })
     }
 
-    /// The root manifest: the one a pending pin saw first, else resolved upstream now.
+    /// Bring every blob of a pinned record into the local store (from the bucket, when it is
+    /// the store of record), for an export that reads the local files.
+    pub async fn materialize(
+        &self,
+        r: &Reference,
+        record: &TagRecord,
+        progress: &dyn Progress,
+    ) -> Result<(), SnapshotError> {
+        let _guard = self.in_flight.read().await;
+        let blobs: Vec<_> = record
+            .blobs
+            .iter()
+            .map(|b| manifest::Blob {
+                digest: b.digest.clone(),
+                media_type: String::new(),
+                size: Some(b.size),
+                foreign: false,
+            })
+            .collect();
+        fetch::blobs(self, r, &blobs, fetch::Want::Local, progress).await
+    }
+
+    /// The root manifest: the one a pin that started before (here or, on a shared store, in
+    /// any process) claimed, else resolved upstream now and claimed.
     async fn root(&self, r: &Reference) -> Result<ManifestInfo, SnapshotError> {
         let key = r.key();
-        let store_err = |cause| SnapshotError::Store {
-            reference: r.to_string(),
-            cause,
-        };
-        if let Some(p) = self.store.pending(&key).map_err(store_err)?
-            && let Some((meta, _)) = self.store.manifest(&p.digest).map_err(store_err)?
+        let tier_err = |e| SnapshotError::tier(r, e);
+        if let Some(p) = self
+            .tier
+            .claimed(&self.store, &key)
+            .await
+            .map_err(tier_err)?
         {
             tracing::info!("{r}: resuming an interrupted pin of {}", p.digest);
-            return Ok(ManifestInfo {
-                digest: p.digest,
-                media_type: meta.media_type,
-                size: meta.size,
-                platform: None,
-            });
+            let (media_type, bytes) = self.stored_or_fetch(r, &p.digest).await?;
+            return Ok(root_info(p.digest, media_type, bytes.len()));
         }
         let info = self.fetch_manifest(r, &r.manifest_ref()).await?;
         tracing::debug!("{r}: not pinned; upstream it is {} now", info.digest);
@@ -226,8 +292,20 @@ impl Snapshotter {
             media_type: info.media_type.clone(),
             started_at: now(),
         };
-        self.store.set_pending(&pending).map_err(store_err)?;
-        Ok(info)
+        let claimed = self
+            .tier
+            .claim(&self.store, pending)
+            .await
+            .map_err(tier_err)?;
+        if claimed.digest == info.digest {
+            return Ok(info);
+        }
+        tracing::info!(
+            "{r}: another process claimed {} first; using it",
+            claimed.digest
+        );
+        let (media_type, bytes) = self.stored_or_fetch(r, &claimed.digest).await?;
+        Ok(root_info(claimed.digest, media_type, bytes.len()))
     }
 
     /// Fetch a manifest upstream (verified) and store it.
@@ -253,33 +331,29 @@ impl Snapshotter {
                 reference: r.to_string(),
                 cause,
             })?;
-        self.store
-            .put_manifest(&fetched.digest, &fetched.media_type, &fetched.bytes)
-            .map_err(|cause| SnapshotError::Store {
-                reference: r.to_string(),
-                cause,
-            })?;
-        let info = ManifestInfo {
-            digest: fetched.digest,
-            media_type: fetched.media_type,
-            size: fetched.bytes.len() as u64,
-            platform: None,
-        };
+        self.tier
+            .put_manifest(
+                &self.store,
+                &fetched.digest,
+                &fetched.media_type,
+                &fetched.bytes,
+            )
+            .await
+            .map_err(|e| SnapshotError::tier(r, e))?;
+        let info = root_info(fetched.digest, fetched.media_type, fetched.bytes.len());
         Ok((info, fetched.bytes))
     }
 
-    /// A manifest from the store, or fetched by digest when not there yet.
+    /// A manifest from the store (local, or the bucket), or fetched by digest when not there
+    /// yet.
     async fn stored_or_fetch(
         &self,
         r: &Reference,
         digest: &Digest,
     ) -> Result<(String, Vec<u8>), SnapshotError> {
-        let store_err = |cause| SnapshotError::Store {
-            reference: r.to_string(),
-            cause,
-        };
-        if let Some((meta, bytes)) = self.store.manifest(digest).map_err(store_err)? {
-            return Ok((meta.media_type, bytes));
+        let stored = self.tier.manifest(&self.store, digest).await;
+        if let Some(found) = stored.map_err(|e| SnapshotError::tier(r, e))? {
+            return Ok(found);
         }
         let (info, bytes) = self.fetch_manifest_bytes(r, &digest.to_string()).await?;
         Ok((info.media_type, bytes))
@@ -354,26 +428,23 @@ impl Snapshotter {
             unique.entry(b.digest.clone()).or_insert_with(|| b.clone());
         }
         let wanted: Vec<_> = unique.into_values().collect();
-        fetch::blobs(self, r, &wanted, progress).await
+        fetch::blobs(self, r, &wanted, fetch::Want::InStore, progress).await
     }
 
     /// The tag record for a complete walk.
-    fn record(
-        &self,
-        r: &Reference,
-        root: &ManifestInfo,
-        walked: Vec<Walked>,
-    ) -> Result<TagRecord, SnapshotError> {
+    async fn record(&self, r: &Reference, root: &ManifestInfo, walked: Vec<Walked>) -> TagRecord {
         let mut blobs: BTreeMap<Digest, u64> = BTreeMap::new();
         let mut platforms = Vec::new();
         let mut manifests = Vec::new();
         for w in walked {
-            let stored: Vec<_> = w.blobs.iter().filter(|b| !b.foreign).collect();
-            for b in &stored {
-                let size = self.store.blobs().size(&b.digest).unwrap_or(0);
-                blobs.insert(b.digest.clone(), size);
+            for b in w.blobs.iter().filter(|b| !b.foreign) {
+                let size = b.size.or_else(|| self.store.blobs().size(&b.digest));
+                blobs.insert(b.digest.clone(), size.unwrap_or(0));
             }
-            let platform = w.info.platform.clone().or_else(|| self.config_platform(&w));
+            let platform = match w.info.platform.clone() {
+                Some(p) => Some(p),
+                None => self.config_platform(&w).await,
+            };
             if let Some(p) = platform.as_ref()
                 && !manifest::is_index(&w.info.media_type)
                 && !platforms.contains(p)
@@ -383,7 +454,7 @@ impl Snapshotter {
             manifests.push(ManifestInfo { platform, ..w.info });
         }
         let size = manifests.iter().map(|m| m.size).sum::<u64>() + blobs.values().sum::<u64>();
-        Ok(TagRecord {
+        TagRecord {
             key: r.key(),
             digest: root.digest.clone(),
             media_type: manifests
@@ -398,15 +469,15 @@ impl Snapshotter {
                 .collect(),
             size,
             pinned_at: now(),
-        })
+        }
     }
 
     /// The platform an image manifest's config names (for manifests outside an index).
-    fn config_platform(&self, w: &Walked) -> Option<String> {
+    async fn config_platform(&self, w: &Walked) -> Option<String> {
         let is_image =
             [manifest::OCI_MANIFEST, manifest::DOCKER_V2].contains(&w.info.media_type.as_str());
         let config = w.blobs.first().filter(|_| is_image)?;
-        let bytes = self.store.blobs().read(&config.digest).ok()?;
+        let bytes = self.tier.small_blob(&self.store, &config.digest).await?;
         manifest::config_platform(&bytes)
     }
 

@@ -88,6 +88,8 @@ fn classify_pin(e: &SnapshotError) -> (StatusCode, &'static str, Option<u64>) {
             _ => (StatusCode::BAD_GATEWAY, "UNAVAILABLE", None),
         },
         SnapshotError::Manifest { .. } => (StatusCode::BAD_GATEWAY, "MANIFEST_INVALID", None),
+        // The shared store (the bucket) failed: the mirror cannot answer, for now.
+        SnapshotError::Shared { .. } => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", None),
         SnapshotError::Store { cause, .. } if cause.is_read_only() => {
             (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", None)
         }

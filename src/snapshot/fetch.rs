@@ -1,9 +1,12 @@
 //! Blob downloads for a pin: bounded parallelism, retries, and a pipeline that overlaps
 //! the network with hashing and writing.
 //!
-//! Owns: moving bytes from an upstream stream into a `BlobWriter` on a blocking thread and
-//! retrying a blob whose transfer failed or whose bytes were wrong. Wrong bytes never reach
-//! the store: the writer verifies before it renames.
+//! Owns: moving bytes from a source — the bucket when the store is shared and has the blob,
+//! else the upstream — into a `BlobWriter` on a blocking thread, sending what the upstream
+//! gave on to the bucket as it is written, and retrying a blob whose transfer failed or
+//! whose bytes were wrong. Wrong bytes never reach the store: the writer verifies before it
+//! renames, and the bucket upload, which reads the blob through its `Tee`, gets the last
+//! byte only once the writer has verified it.
 //! Each transfer is opened as a `Tee`, so that clients can read the blob as it is written.
 //! Must not touch: tag records.
 
@@ -13,9 +16,10 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::tee::Tee;
-use super::{Progress, SnapshotError, Snapshotter};
+use super::{Progress, SnapshotError, Snapshotter, TierError};
 use crate::manifest::Blob;
 use crate::reference::{Digest, Reference};
+use crate::shared::SharedError;
 use crate::store::{BlobWriter, StoreError};
 use crate::upstream::{Upstream, UpstreamError};
 
@@ -23,21 +27,29 @@ use crate::upstream::{Upstream, UpstreamError};
 /// hundred KiB, so this bounds the memory a slow disk can make a download hold).
 const PIPELINE_DEPTH: usize = 16;
 
-/// Fetch every blob not yet in the store, `jobs` at a time.
-pub(super) async fn blobs(
+/// Where the blobs must end up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// In the store of record (a pin): on a shared store, a blob the bucket has already is
+    /// not fetched at all.
+    InStore,
+    /// In the local store (an export, a client reading it through the server).
+    Local,
+}
+
+/// Fetch every wanted blob not there yet, `jobs` at a time.
+pub(crate) async fn blobs(
     s: &Snapshotter,
     r: &Reference,
     wanted: &[Blob],
+    want: Want,
     progress: &dyn Progress,
 ) -> Result<(), SnapshotError> {
     let upstream = s.upstreams().get(r.registry());
-    let missing = wanted
-        .iter()
-        .filter(|b| !s.store().blobs().contains(&b.digest));
-    stream::iter(missing.map(Ok))
+    stream::iter(wanted.iter().map(Ok))
         .try_for_each_concurrent(s.jobs(), |blob| {
             let upstream = upstream.clone();
-            async move { one(s, &upstream, r, blob, progress).await }
+            async move { one(s, &upstream, r, blob, want, progress).await }
         })
         .await
 }
@@ -45,6 +57,16 @@ pub(super) async fn blobs(
 enum Failure {
     Upstream(UpstreamError),
     Store(StoreError),
+    Shared(SharedError),
+}
+
+impl From<TierError> for Failure {
+    fn from(e: TierError) -> Failure {
+        match e {
+            TierError::Store(e) => Failure::Store(e),
+            TierError::Shared(e) => Failure::Shared(e),
+        }
+    }
 }
 
 impl Failure {
@@ -52,6 +74,8 @@ impl Failure {
         match self {
             Failure::Upstream(e) => e.is_transient(),
             Failure::Store(e) => e.is_bad_content(),
+            // The bucket's client has retried already.
+            Failure::Shared(_) => false,
         }
     }
 
@@ -59,6 +83,7 @@ impl Failure {
         match self {
             Failure::Upstream(e) => e.to_string(),
             Failure::Store(e) => e.to_string(),
+            Failure::Shared(e) => e.to_string(),
         }
     }
 
@@ -67,7 +92,18 @@ impl Failure {
         match self {
             Failure::Upstream(cause) => SnapshotError::Upstream { reference, cause },
             Failure::Store(cause) => SnapshotError::Store { reference, cause },
+            Failure::Shared(cause) => SnapshotError::Shared { reference, cause },
         }
+    }
+}
+
+/// Is the blob where `want` wants it already?
+async fn present(s: &Snapshotter, d: &Digest, want: Want) -> Result<bool, Failure> {
+    let local = s.store().blobs().contains(d);
+    match want {
+        Want::Local => Ok(local),
+        Want::InStore if local && !s.tier().uploads() => Ok(true),
+        Want::InStore => Ok(s.tier().has(s.store(), d).await?),
     }
 }
 
@@ -77,12 +113,28 @@ async fn one(
     upstream: &Upstream,
     r: &Reference,
     blob: &Blob,
+    want: Want,
     progress: &dyn Progress,
 ) -> Result<(), SnapshotError> {
+    if present(s, &blob.digest, want)
+        .await
+        .map_err(|f| f.into_error(r))?
+    {
+        return Ok(());
+    }
     let _one = s.digest_locks().lock(blob.digest.hex()).await;
-    if s.store().blobs().contains(&blob.digest) {
+    if present(s, &blob.digest, want)
+        .await
+        .map_err(|f| f.into_error(r))?
+    {
         debug!("{}: stored by another transfer meanwhile", blob.digest);
         return Ok(());
+    }
+    if s.store().blobs().contains(&blob.digest) {
+        // Local, not in the bucket (an upload that failed before): send the local copy.
+        return upload_local(s, &blob.digest)
+            .await
+            .map_err(|f| f.into_error(r));
     }
     let started = std::time::Instant::now();
     let policy = upstream.retry_policy().clone();
@@ -111,13 +163,55 @@ async fn one(
     }
 }
 
+/// Send a blob the local store has to the bucket.
+async fn upload_local(s: &Snapshotter, d: &Digest) -> Result<(), Failure> {
+    let bytes = s.store().blobs().map(d).map_err(Failure::Store)?;
+    let body = stream::iter(std::iter::once(Ok(bytes)));
+    Ok(s.tier().upload(d, body).await?)
+}
+
 enum Chunk {
     Data(Bytes),
     End,
 }
 
+/// The bytes of a blob and where they come from.
+struct Source {
+    len: Option<u64>,
+    body: futures_util::stream::BoxStream<'static, Result<Bytes, Failure>>,
+    /// From the upstream: the bucket of a shared store gets them too.
+    upstream: bool,
+}
+
+/// The bucket's copy when the store is shared and has it, else the upstream's.
+async fn open(
+    s: &Snapshotter,
+    upstream: &Upstream,
+    r: &Reference,
+    d: &Digest,
+) -> Result<Source, Failure> {
+    if let Some(fetched) = s.tier().open_blob(d).await? {
+        let body = fetched.body.map_err(Failure::Shared).boxed();
+        return Ok(Source {
+            len: Some(fetched.size),
+            body,
+            upstream: false,
+        });
+    }
+    let (len, body) = upstream
+        .blob(r.repository(), d)
+        .await
+        .map_err(Failure::Upstream)?;
+    Ok(Source {
+        len,
+        body: body.map_err(Failure::Upstream).boxed(),
+        upstream: true,
+    })
+}
+
 /// Stream one blob into the store: the network on this task, hashing and writing on a
-/// blocking thread, a bounded channel between them.
+/// blocking thread, a bounded channel between them; what the upstream sends goes to the
+/// bucket too (read back through the tee, so the upload ends only once verified).
 async fn transfer(
     s: &Snapshotter,
     upstream: &Upstream,
@@ -125,11 +219,8 @@ async fn transfer(
     blob: &Blob,
     progress: &dyn Progress,
 ) -> Result<(), Failure> {
-    let (len, body) = upstream
-        .blob(r.repository(), &blob.digest)
-        .await
-        .map_err(Failure::Upstream)?;
-    let expected = blob.size.or(len);
+    let source = open(s, upstream, r, &blob.digest).await?;
+    let expected = blob.size.or(source.len);
     let writer = s
         .store()
         .blobs()
@@ -138,25 +229,53 @@ async fn transfer(
     let reader = writer.reader().map_err(Failure::Store)?;
     let guard = s.tees().open(&blob.digest, expected, reader);
     let tee = guard.tee();
+    let upload = match (source.upstream, s.tier().shared(), expected) {
+        (true, Some(shared), Some(size)) => {
+            let (shared, digest, body) = (
+                shared.clone(),
+                blob.digest.clone(),
+                tee.clone().stream(size),
+            );
+            Some(tokio::spawn(async move {
+                shared.upload_blob(&digest, body).await
+            }))
+        }
+        _ => None,
+    };
     let (tx, rx) = mpsc::channel(PIPELINE_DEPTH);
     let worker = tokio::task::spawn_blocking(move || write_all(writer, rx, &tee));
-    let sent = pump(body, &tx, &blob.digest, progress).await;
+    let sent = pump(source.body, &tx, &blob.digest, progress).await;
     drop(tx);
     let written = worker.await.expect("blob writer thread panicked");
     // A store error (wrong size or digest, disk) explains more than a closed channel.
-    match (sent, written) {
+    let result = match (sent, written) {
         (_, Err(e)) => Err(Failure::Store(e)),
-        (Err(e), Ok(())) => Err(Failure::Upstream(e)),
+        (Err(e), Ok(())) => Err(e),
         (Ok(()), Ok(())) => Ok(()),
+    };
+    drop(guard);
+    match upload {
+        Some(task) => {
+            let uploaded = task.await.expect("upload task panicked");
+            result?;
+            uploaded.map_err(Failure::Shared)?;
+            s.tier().note_uploaded(&blob.digest);
+            Ok(())
+        }
+        None if source.upstream && s.tier().uploads() => {
+            result?;
+            upload_local(s, &blob.digest).await
+        }
+        None => result,
     }
 }
 
 async fn pump(
-    body: impl Stream<Item = Result<Bytes, UpstreamError>>,
+    body: impl Stream<Item = Result<Bytes, Failure>>,
     tx: &mpsc::Sender<Chunk>,
     digest: &Digest,
     progress: &dyn Progress,
-) -> Result<(), UpstreamError> {
+) -> Result<(), Failure> {
     let mut body = std::pin::pin!(body);
     while let Some(chunk) = body.next().await {
         let chunk = chunk?;

@@ -144,6 +144,6 @@ impl Snapshotter {
             size: None,
             foreign: false,
         };
-        fetch::blobs(&self, &r, &[blob], &Quiet).await
+        fetch::blobs(&self, &r, &[blob], fetch::Want::Local, &Quiet).await
     }
 }

@@ -1,0 +1,257 @@
+//! The store of record behind a pin: the local store itself (the embedded default), or a
+//! shared bucket (`--store s3://…`) for which the local store is this process's cache.
+//!
+//! Owns: where a pin looks a reference up, claims its root digest, publishes its record and
+//! evicts it; whether a blob is already in the store of record; where a missing manifest or
+//! blob comes from before the upstream is asked (the bucket); and sending what the upstream
+//! gave to the bucket. With the local tier every method is the local store's own operation,
+//! so a local pin works exactly as before.
+//! Order on the bucket, as on disk: blobs and manifests first (each verified), the record
+//! last; the local cache learns a record only after the bucket holds it.
+//! Must not touch: the upstream, HTTP, the terminal.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use crate::reference::Digest;
+use crate::shared::{Created, Fetched, JournalEntry, Shared, SharedError};
+use crate::store::records::now;
+use crate::store::{Pending, Store, StoreError, TagRecord};
+
+/// Why a tier operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TierError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Shared(#[from] SharedError),
+}
+
+pub enum Tier {
+    Local,
+    Bucket {
+        shared: Arc<Shared>,
+        /// Digests the bucket is known to hold (objects are never rewritten, and only gc
+        /// or `verify --repair` remove them).
+        present: Mutex<HashSet<Digest>>,
+    },
+}
+
+impl Tier {
+    pub fn bucket(shared: Arc<Shared>) -> Tier {
+        Tier::Bucket {
+            shared,
+            present: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn shared(&self) -> Option<&Arc<Shared>> {
+        match self {
+            Tier::Local => None,
+            Tier::Bucket { shared, .. } => Some(shared),
+        }
+    }
+
+    /// The record of `key` in the store of record; the local index is brought in line with
+    /// it (a record evicted and pinned again elsewhere replaces the cached one).
+    pub async fn lookup(&self, store: &Store, key: &str) -> Result<Option<TagRecord>, TierError> {
+        let Tier::Bucket { shared, .. } = self else {
+            return Ok(store.tag(key)?);
+        };
+        let found = shared.record(key).await?;
+        sync_local(store, key, found.as_ref())?;
+        Ok(found)
+    }
+
+    /// Claim the root digest a new pin of `p.key` starts from; another process's earlier
+    /// claim wins (its digest is the one every process uses).
+    pub async fn claim(&self, store: &Store, p: Pending) -> Result<Pending, TierError> {
+        let claimed = match self {
+            Tier::Local => p,
+            Tier::Bucket { shared, .. } => shared.claim(&p).await?.into_inner(),
+        };
+        store.set_pending(&claimed)?;
+        Ok(claimed)
+    }
+
+    /// The root digest a pin of `key` that started before claimed, if one did.
+    pub async fn claimed(&self, store: &Store, key: &str) -> Result<Option<Pending>, TierError> {
+        if let Some(p) = store.pending(key)? {
+            return Ok(Some(p));
+        }
+        match self {
+            Tier::Local => Ok(None),
+            Tier::Bucket { shared, .. } => Ok(shared.pending(key).await?),
+        }
+    }
+
+    /// Write the record once everything it reaches is stored; the first writer wins and
+    /// the record that won is returned (and cached locally).
+    pub async fn publish(&self, store: &Store, record: TagRecord) -> Result<TagRecord, TierError> {
+        let Tier::Bucket { shared, .. } = self else {
+            return Ok(store.record_tag(record)?);
+        };
+        let key = record.key.clone();
+        let winner = match shared.create_record(&record).await? {
+            Created::Won(r) => {
+                let entry = JournalEntry::Pin {
+                    key: key.clone(),
+                    digest: r.digest.clone(),
+                    at: now(),
+                };
+                shared.journal(&entry).await?;
+                r
+            }
+            Created::Lost(theirs) => theirs,
+        };
+        shared.release(&key).await?;
+        sync_local(store, &key, Some(&winner))?;
+        Ok(winner)
+    }
+
+    /// Remove `key`'s record from the store of record (and the cache); what it was.
+    pub async fn evict(&self, store: &Store, key: &str) -> Result<Option<TagRecord>, TierError> {
+        let Tier::Bucket { shared, .. } = self else {
+            return Ok(store.evict(key)?);
+        };
+        let old = shared.delete_record(key).await?;
+        shared.release(key).await?;
+        if let Some(r) = &old {
+            let entry = JournalEntry::Evict {
+                key: key.to_string(),
+                digest: r.digest.clone(),
+                at: now(),
+            };
+            shared.journal(&entry).await?;
+        }
+        store.evict(key)?;
+        Ok(old)
+    }
+
+    /// Is the blob in the store of record?
+    pub async fn has(&self, store: &Store, digest: &Digest) -> Result<bool, TierError> {
+        let Tier::Bucket { shared, present } = self else {
+            return Ok(store.blobs().contains(digest));
+        };
+        if present.lock().expect("present").contains(digest) {
+            return Ok(true);
+        }
+        let found = shared.blob_size(digest).await?.is_some();
+        if found {
+            self.note_present(digest);
+        }
+        Ok(found)
+    }
+
+    /// The bucket completed an upload of `digest`.
+    pub fn note_uploaded(&self, digest: &Digest) {
+        self.note_present(digest);
+    }
+
+    fn note_present(&self, digest: &Digest) {
+        if let Tier::Bucket { present, .. } = self {
+            present.lock().expect("present").insert(digest.clone());
+        }
+    }
+
+    /// A stored manifest: from the local store, or the bucket (cached locally then).
+    pub async fn manifest(
+        &self,
+        store: &Store,
+        digest: &Digest,
+    ) -> Result<Option<(String, Vec<u8>)>, TierError> {
+        if let Some((meta, bytes)) = store.manifest(digest)? {
+            return Ok(Some((meta.media_type, bytes)));
+        }
+        let Tier::Bucket { shared, .. } = self else {
+            return Ok(None);
+        };
+        let Some((media_type, bytes)) = shared.manifest(digest).await? else {
+            return Ok(None);
+        };
+        self.note_present(digest);
+        store.put_manifest(digest, &media_type, &bytes)?;
+        Ok(Some((media_type, bytes)))
+    }
+
+    /// Keep a manifest the upstream served: in the bucket, then locally.
+    pub async fn put_manifest(
+        &self,
+        store: &Store,
+        digest: &Digest,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(), TierError> {
+        if let Tier::Bucket { shared, .. } = self {
+            shared.put_manifest(digest, media_type, bytes).await?;
+            self.note_present(digest);
+        }
+        store.put_manifest(digest, media_type, bytes)?;
+        Ok(())
+    }
+
+    /// A blob's bytes from the store of record when the local store lacks them (the bucket;
+    /// never with the local tier, where the upstream is the only source).
+    pub async fn open_blob(&self, digest: &Digest) -> Result<Option<Fetched>, TierError> {
+        match self {
+            Tier::Local => Ok(None),
+            Tier::Bucket { shared, .. } => Ok(shared.get_blob(digest).await?),
+        }
+    }
+
+    /// Send a blob to the bucket from `body` (verified on the way: the object appears only
+    /// with the right bytes). Nothing to do for the local tier.
+    pub async fn upload(
+        &self,
+        digest: &Digest,
+        body: impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>>,
+    ) -> Result<(), TierError> {
+        let Tier::Bucket { shared, .. } = self else {
+            return Ok(());
+        };
+        shared.upload_blob(digest, body).await?;
+        self.note_present(digest);
+        Ok(())
+    }
+
+    /// True when blobs the upstream sends must also go to a bucket.
+    pub fn uploads(&self) -> bool {
+        matches!(self, Tier::Bucket { .. })
+    }
+
+    /// A small blob's bytes (a config), verified: from the local store or the bucket.
+    pub async fn small_blob(&self, store: &Store, digest: &Digest) -> Option<Vec<u8>> {
+        if let Ok(bytes) = store.blobs().read(digest) {
+            return Some(bytes);
+        }
+        let fetched = self.open_blob(digest).await.ok()??;
+        if fetched.size > crate::manifest::MAX_MANIFEST_BYTES as u64 {
+            return None;
+        }
+        use futures_util::TryStreamExt;
+        let bytes: Vec<u8> = fetched
+            .body
+            .try_fold(Vec::new(), |mut acc, c| async move {
+                acc.extend_from_slice(&c);
+                Ok(acc)
+            })
+            .await
+            .ok()?;
+        (crate::manifest::sha256(&bytes) == *digest).then_some(bytes)
+    }
+}
+
+/// Make the local index say what the store of record says about `key`.
+fn sync_local(store: &Store, key: &str, record: Option<&TagRecord>) -> Result<(), StoreError> {
+    let local = store.tag(key)?;
+    if local.as_ref().map(|r| &r.digest) == record.map(|r| &r.digest) {
+        return Ok(());
+    }
+    if local.is_some() {
+        store.evict(key)?;
+    }
+    if let Some(r) = record {
+        store.record_tag(r.clone())?;
+    }
+    Ok(())
+}
