@@ -77,13 +77,17 @@ _stablebuild() {
 
     case "${cmd}" in
         stablebuild)
-            opts="-v -h -V --store --upstream --insecure-registry --server --token --json --no-wait --verbose --help --version pin pull list evict gc verify serve inspect help"
+            opts="-v -h -V --store --cache --upstream --insecure-registry --server --token --json --no-wait --verbose --help --version pin pull list evict gc verify serve inspect help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -111,13 +115,17 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__evict)
-            opts="-v -h --store --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --store --cache --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -145,13 +153,21 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__gc)
-            opts="-v -h --dry-run --store --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --dry-run --grace --store --cache --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -319,13 +335,17 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__inspect)
-            opts="-v -h --store --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --store --cache --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -353,13 +373,17 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__list)
-            opts="-v -h --store --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --store --cache --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -387,7 +411,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__pin)
-            opts="-f -j -v -h --file --jobs --store --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-f -j -v -h --file --jobs --store --cache --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -410,6 +434,10 @@ _stablebuild() {
                     return 0
                     ;;
                 --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -437,7 +465,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__pull)
-            opts="-o -j -v -h --output --format --platform --jobs --store --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-o -j -v -h --output --format --platform --jobs --store --cache --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -471,6 +499,10 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --upstream)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -495,7 +527,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__serve)
-            opts="-j -v -h --listen --allow --admin-token --jobs --read-only --store --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-j -v -h --listen --allow --admin-token --jobs --read-only --store --cache --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -525,6 +557,10 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --upstream)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -549,13 +585,17 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__verify)
-            opts="-v -h --repair --store --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --repair --store --cache --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

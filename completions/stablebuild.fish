@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_stablebuild_global_optspecs
-    string join \n store= upstream= insecure-registry= server= token= json no-wait v/verbose h/help V/version
+    string join \n store= cache= upstream= insecure-registry= server= token= json no-wait v/verbose h/help V/version
 end
 
 function __fish_stablebuild_needs_command
@@ -24,7 +24,8 @@ function __fish_stablebuild_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c stablebuild -n "__fish_stablebuild_needs_command" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -l store -d 'The store: a directory, or a bucket on S3-compatible storage shared by any number of processes (s3://BUCKET[/PREFIX]; endpoint and credentials from the AWS_* variables) [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -l cache -d 'With an s3:// store: this process\'s cache of it (verified blobs, the records seen) [default: $XDG_CACHE_HOME/stablebuild/s3/BUCKET[/PREFIX] or under ~/.cache]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
@@ -45,7 +46,8 @@ complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "inspect" -d
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s f -l file -d 'Read references from a file: one per line (# comments), or the FROM lines of a Dockerfile' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -s j -l jobs -d 'Blobs downloaded in parallel' -r
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l store -d 'The store: a directory, or a bucket on S3-compatible storage shared by any number of processes (s3://BUCKET[/PREFIX]; endpoint and credentials from the AWS_* variables) [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l cache -d 'With an s3:// store: this process\'s cache of it (verified blobs, the records seen) [default: $XDG_CACHE_HOME/stablebuild/s3/BUCKET[/PREFIX] or under ~/.cache]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
@@ -59,7 +61,8 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l format 
 docker-archive\t'A tarball that `docker load` and `podman load` accept (one platform)'"
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l platform -d 'Only this platform, e.g. linux/arm64 or linux/arm/v7 [docker-archive default: the host\'s]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -s j -l jobs -d 'Blobs downloaded in parallel when the image has to be pinned first' -r
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l store -d 'The store: a directory, or a bucket on S3-compatible storage shared by any number of processes (s3://BUCKET[/PREFIX]; endpoint and credentials from the AWS_* variables) [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l cache -d 'With an s3:// store: this process\'s cache of it (verified blobs, the records seen) [default: $XDG_CACHE_HOME/stablebuild/s3/BUCKET[/PREFIX] or under ~/.cache]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
@@ -68,7 +71,8 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l json -d
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l no-wait -d 'Fail at once when another stablebuild process holds the store, instead of waiting'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l store -d 'The store: a directory, or a bucket on S3-compatible storage shared by any number of processes (s3://BUCKET[/PREFIX]; endpoint and credentials from the AWS_* variables) [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l cache -d 'With an s3:// store: this process\'s cache of it (verified blobs, the records seen) [default: $XDG_CACHE_HOME/stablebuild/s3/BUCKET[/PREFIX] or under ~/.cache]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
@@ -77,7 +81,8 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l json -d
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l no-wait -d 'Fail at once when another stablebuild process holds the store, instead of waiting'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -s h -l help -d 'Print help'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l store -d 'The store: a directory, or a bucket on S3-compatible storage shared by any number of processes (s3://BUCKET[/PREFIX]; endpoint and credentials from the AWS_* variables) [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l cache -d 'With an s3:// store: this process\'s cache of it (verified blobs, the records seen) [default: $XDG_CACHE_HOME/stablebuild/s3/BUCKET[/PREFIX] or under ~/.cache]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
@@ -86,7 +91,9 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l json -
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l no-wait -d 'Fail at once when another stablebuild process holds the store, instead of waiting'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -s h -l help -d 'Print help'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l grace -d 'On a shared store: keep unreached blobs younger than this (a pin in flight in another process may not have recorded them yet), and abort multipart uploads older than it' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l store -d 'The store: a directory, or a bucket on S3-compatible storage shared by any number of processes (s3://BUCKET[/PREFIX]; endpoint and credentials from the AWS_* variables) [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l cache -d 'With an s3:// store: this process\'s cache of it (verified blobs, the records seen) [default: $XDG_CACHE_HOME/stablebuild/s3/BUCKET[/PREFIX] or under ~/.cache]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
@@ -96,7 +103,8 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l json -d '
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l no-wait -d 'Fail at once when another stablebuild process holds the store, instead of waiting'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -s h -l help -d 'Print help'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l store -d 'The store: a directory, or a bucket on S3-compatible storage shared by any number of processes (s3://BUCKET[/PREFIX]; endpoint and credentials from the AWS_* variables) [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l cache -d 'With an s3:// store: this process\'s cache of it (verified blobs, the records seen) [default: $XDG_CACHE_HOME/stablebuild/s3/BUCKET[/PREFIX] or under ~/.cache]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
@@ -110,7 +118,8 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l listen
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l allow -d 'A registry clients may reach through the mirror (repeatable) [default: docker.io, ghcr.io, quay.io, registry.k8s.io, gcr.io, public.ecr.aws, nvcr.io]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l admin-token -d 'Token for the admin API (pin, list, evict, gc, verify over HTTP) [default: random, written to the store\'s server.json for local commands]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -s j -l jobs -d 'Blobs downloaded in parallel per pull-through pin' -r
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l store -d 'The store: a directory, or a bucket on S3-compatible storage shared by any number of processes (s3://BUCKET[/PREFIX]; endpoint and credentials from the AWS_* variables) [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l cache -d 'With an s3:// store: this process\'s cache of it (verified blobs, the records seen) [default: $XDG_CACHE_HOME/stablebuild/s3/BUCKET[/PREFIX] or under ~/.cache]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
@@ -120,7 +129,8 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l json -
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l no-wait -d 'Fail at once when another stablebuild process holds the store, instead of waiting'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -s h -l help -d 'Print help'
-complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l store -d 'The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l store -d 'The store: a directory, or a bucket on S3-compatible storage shared by any number of processes (s3://BUCKET[/PREFIX]; endpoint and credentials from the AWS_* variables) [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l cache -d 'With an s3:// store: this process\'s cache of it (verified blobs, the records seen) [default: $XDG_CACHE_HOME/stablebuild/s3/BUCKET[/PREFIX] or under ~/.cache]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r

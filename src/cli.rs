@@ -23,9 +23,21 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// The store directory [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]
-    #[arg(long, global = true, env = "STABLEBUILD_STORE", value_name = "DIR")]
-    pub store: Option<PathBuf>,
+    /// The store: a directory, or a bucket on S3-compatible storage shared by any number of
+    /// processes (s3://BUCKET[/PREFIX]; endpoint and credentials from the AWS_* variables)
+    /// [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]
+    #[arg(
+        long,
+        global = true,
+        env = "STABLEBUILD_STORE",
+        value_name = "DIR|s3://BUCKET[/PREFIX]"
+    )]
+    pub store: Option<String>,
+
+    /// With an s3:// store: this process's cache of it (verified blobs, the records seen)
+    /// [default: $XDG_CACHE_HOME/stablebuild/s3/BUCKET[/PREFIX] or under ~/.cache]
+    #[arg(long, global = true, env = "STABLEBUILD_CACHE", value_name = "DIR")]
+    pub cache: Option<PathBuf>,
 
     /// Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable;
     /// the variable takes a comma-separated list)
@@ -171,6 +183,11 @@ pub struct GcArgs {
     /// Only report what would be removed
     #[arg(long)]
     pub dry_run: bool,
+
+    /// On a shared store: keep unreached blobs younger than this (a pin in flight in another
+    /// process may not have recorded them yet), and abort multipart uploads older than it
+    #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub grace: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

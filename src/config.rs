@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::cli::Global;
+use crate::shared::Location;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -13,11 +14,18 @@ pub enum ConfigError {
     Upstream(String),
     #[error("no store directory: set --store, STABLEBUILD_STORE or HOME")]
     NoStore,
+    #[error("--store {0}")]
+    Bucket(String),
+    #[error("--cache only applies to a shared store (--store s3://BUCKET[/PREFIX])")]
+    CacheWithoutBucket,
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The local store directory; with a shared store, this process's cache of it.
     pub store: PathBuf,
+    /// The bucket when the store is shared (`--store s3://BUCKET[/PREFIX]`).
+    pub shared: Option<Location>,
     pub upstreams: BTreeMap<String, String>,
     /// Registries reached without TLS verification, then over plain http.
     pub insecure: Vec<String>,
@@ -32,11 +40,20 @@ pub struct Config {
 
 impl Config {
     pub fn resolve(g: &Global) -> Result<Config, ConfigError> {
+        let shared = match g.store.as_deref().and_then(Location::parse) {
+            Some(parsed) => Some(parsed.map_err(ConfigError::Bucket)?),
+            None => None,
+        };
+        let store = match (&shared, &g.store, &g.cache) {
+            (Some(_), _, Some(cache)) => cache.clone(),
+            (Some(bucket), _, None) => default_cache(bucket)?,
+            (None, _, Some(_)) => return Err(ConfigError::CacheWithoutBucket),
+            (None, Some(dir), None) => PathBuf::from(dir),
+            (None, None, None) => default_store()?,
+        };
         Ok(Config {
-            store: match &g.store {
-                Some(dir) => dir.clone(),
-                None => default_store()?,
-            },
+            store,
+            shared,
             upstreams: parse_upstreams(&g.upstream)?,
             insecure: g.insecure_registries.clone(),
             json: g.json,
@@ -46,6 +63,25 @@ impl Config {
             token: g.token.clone(),
         })
     }
+}
+
+/// `$XDG_CACHE_HOME/stablebuild/s3/BUCKET[/PREFIX]`, else under `~/.cache`: one cache per
+/// bucket and prefix.
+fn default_cache(bucket: &Location) -> Result<PathBuf, ConfigError> {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    let base = match var("XDG_CACHE_HOME") {
+        Some(xdg) => PathBuf::from(xdg),
+        None => PathBuf::from(var("HOME").ok_or(ConfigError::NoStore)?).join(".cache"),
+    };
+    let mut dir = base.join("stablebuild").join("s3").join(&bucket.bucket);
+    for part in bucket
+        .prefix
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != "..")
+    {
+        dir = dir.join(part);
+    }
+    Ok(dir)
 }
 
 /// `$XDG_DATA_HOME/stablebuild`, else `~/.local/share/stablebuild`.

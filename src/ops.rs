@@ -4,13 +4,14 @@
 //! Must not touch: the terminal.
 
 mod inspect;
+pub mod shared;
 
 pub use inspect::{Inspection, Node, inspect};
 
 use serde::{Deserialize, Serialize};
 
 use crate::reference::Reference;
-use crate::snapshot::{PinOutcome, Progress, Snapshotter};
+use crate::snapshot::{PinOutcome, Progress, Snapshotter, TierError};
 use crate::store::{GcReport, Store, StoreError, TagRecord, VerifyReport};
 
 /// One pinned image.
@@ -157,16 +158,18 @@ pub struct Evicted {
     pub digest: Option<String>,
 }
 
-pub fn evict(store: &Store, refs: &[Reference]) -> Result<Vec<Evicted>, StoreError> {
-    refs.iter()
-        .map(|r| {
-            let old = store.evict(&r.key())?;
-            Ok(Evicted {
-                reference: r.key(),
-                digest: old.map(|o| o.digest.to_string()),
-            })
-        })
-        .collect()
+/// Evict each reference from the store of record (a shared store's bucket and this cache,
+/// or the local store).
+pub async fn evict(snap: &Snapshotter, refs: &[Reference]) -> Result<Vec<Evicted>, TierError> {
+    let mut out = Vec::new();
+    for r in refs {
+        let old = snap.tier().evict(snap.store(), &r.key()).await?;
+        out.push(Evicted {
+            reference: r.key(),
+            digest: old.map(|o| o.digest.to_string()),
+        });
+    }
+    Ok(out)
 }
 
 /// `gc` with no pin in flight.

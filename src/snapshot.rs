@@ -247,6 +247,22 @@ impl Snapshotter {
         })
     }
 
+    /// A pinned reference's record and manifests, from the store of record into the local
+    /// store (nothing is asked upstream); None when it is not pinned.
+    pub async fn recall(&self, r: &Reference) -> Result<Option<TagRecord>, SnapshotError> {
+        let found = self.tier.lookup(&self.store, &r.key()).await;
+        let Some(record) = found.map_err(|e| SnapshotError::tier(r, e))? else {
+            return Ok(None);
+        };
+        for m in &record.manifests {
+            self.tier
+                .manifest(&self.store, &m.digest)
+                .await
+                .map_err(|e| SnapshotError::tier(r, e))?;
+        }
+        Ok(Some(record))
+    }
+
     /// Bring every blob of a pinned record into the local store (from the bucket, when it is
     /// the store of record), for an export that reads the local files.
     pub async fn materialize(

@@ -1,6 +1,7 @@
 //! `stablebuild evict IMAGE...`: drop tag records so the next pin fetches the tags again.
 //! Evicting something not pinned is not an error (scripts can evict then pin); the output
-//! says it was not pinned.
+//! says it was not pinned. On a shared store the bucket's record goes (every replica stops
+//! serving it within its refresh interval).
 
 use std::process::ExitCode;
 
@@ -11,9 +12,9 @@ use crate::ops;
 
 pub async fn run(config: &Config, args: EvictArgs) -> anyhow::Result<ExitCode> {
     let refs = parse_refs(&args.images)?;
-    let out = match backend(config, Need::Write { create: false })? {
-        Backend::Local(store) => ops::evict(&store, &refs)?,
+    let out = match backend(config, Need::Write { create: false }).await? {
         Backend::Remote(remote) => remote.evict(&args.images).await?,
+        here => ops::evict(&here.snapshotter(config, 1)?, &refs).await?,
     };
     if config.json {
         print_json(&out);

@@ -1,4 +1,5 @@
-//! `stablebuild gc [--dry-run]`: remove blobs no tag or pending pin reaches.
+//! `stablebuild gc [--dry-run] [--grace D]`: remove blobs no tag or pending pin reaches (on a
+//! shared store, only those older than the grace period, and stale multipart uploads).
 
 use std::process::ExitCode;
 
@@ -12,8 +13,11 @@ pub async fn run(config: &Config, args: GcArgs) -> anyhow::Result<ExitCode> {
         true => Need::Read,
         false => Need::Write { create: false },
     };
-    let report = match backend(config, need)? {
+    let report = match backend(config, need).await? {
         Backend::Local(store) => ops::gc(&snapshotter(config, store, 1)?, args.dry_run).await?,
+        Backend::Shared { shared, .. } => {
+            ops::shared::gc(&shared, args.dry_run, args.grace.as_secs()).await?
+        }
         Backend::Remote(remote) => remote.gc(args.dry_run).await?,
     };
     if config.json {

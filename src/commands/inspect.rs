@@ -11,9 +11,15 @@ use crate::ops::{self, Inspection, Node};
 
 pub async fn run(config: &Config, args: InspectArgs) -> anyhow::Result<ExitCode> {
     let r = parse_refs(std::slice::from_ref(&args.image))?.remove(0);
-    let found = match backend(config, Need::Read)? {
+    let found = match backend(config, Need::Read).await? {
         Backend::Local(store) => ops::inspect(&store, &r)?,
         Backend::Remote(remote) => remote.inspect(&r.to_string()).await?,
+        here @ Backend::Shared { .. } => {
+            // The bucket's record and manifests, brought into the cache the tree is read from.
+            let snap = here.snapshotter(config, 1)?;
+            snap.recall(&r).await?;
+            ops::inspect(snap.store(), &r)?
+        }
     };
     let Some(inspection) = found else {
         anyhow::bail!("{r} is not pinned; inspect reads the store only (pin it first)");

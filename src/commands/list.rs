@@ -29,9 +29,10 @@ struct Row {
 
 pub async fn run(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
     let filter = args.filter.as_deref();
-    let entries = match backend(config, Need::Read)? {
+    let entries = match backend(config, Need::Read).await? {
         Backend::Local(store) => ops::list(&store, filter)?,
         Backend::Remote(remote) => remote.list(filter).await?,
+        Backend::Shared { shared, .. } => ops::shared::list(&shared, filter).await?,
     };
     if config.json {
         print_json(&entries);

@@ -21,7 +21,8 @@ use crate::cli::{Cli, Command};
 use crate::config::Config;
 use crate::reference::Reference;
 use crate::remote::Remote;
-use crate::snapshot::Snapshotter;
+use crate::shared::{self, Shared};
+use crate::snapshot::{Snapshotter, Tier};
 use crate::store::{
     Contended, Holder, Mode, Opening, ServerInfo, Store, StoreError, read_server_info,
 };
@@ -58,6 +59,28 @@ pub(crate) fn parse_refs(items: &[String]) -> Result<Vec<Reference>, UsageError>
 pub(crate) enum Backend {
     Local(Arc<Store>),
     Remote(Remote),
+    /// A shared store: the bucket, and this process's cache of it.
+    Shared {
+        cache: Arc<Store>,
+        shared: Arc<Shared>,
+    },
+}
+
+impl Backend {
+    /// The snapshotter working on this process's store: the local one, or the bucket with
+    /// its cache. Through a server there is none (its own does the work).
+    pub(crate) fn snapshotter(&self, config: &Config, jobs: u16) -> anyhow::Result<Snapshotter> {
+        match self {
+            Backend::Local(store) => snapshotter(config, store.clone(), jobs),
+            Backend::Shared { cache, shared } => {
+                shared_snapshotter(config, cache.clone(), shared.clone(), jobs)
+            }
+            Backend::Remote(remote) => anyhow::bail!(
+                "internal: a command meant for the server at {} ran here",
+                remote.url()
+            ),
+        }
+    }
 }
 
 /// What a command needs of the store.
@@ -73,8 +96,11 @@ pub(crate) enum Need {
 }
 
 impl Need {
-    fn opening(self, contended: Contended) -> Opening {
+    /// How to open the local store for this need; a shared store's cache is always this
+    /// process's to write, and made when missing.
+    fn opening(self, cache: bool, contended: Contended) -> Opening {
         let (mode, create) = match self {
+            _ if cache => (Mode::ReadWrite, true),
             Need::Read => (Mode::Auto, false),
             Need::Write { create } => (Mode::ReadWrite, create),
             Need::Export => (Mode::Auto, true),
@@ -87,15 +113,22 @@ impl Need {
     }
 }
 
-/// `--server` wins; else the store, or the running server that holds it.
-pub(crate) fn backend(config: &Config, need: Need) -> anyhow::Result<Backend> {
+/// `--server` wins; else the store (a bucket with this process's cache of it, or a local
+/// directory), or the running server that holds the store (or the cache).
+pub(crate) async fn backend(config: &Config, need: Need) -> anyhow::Result<Backend> {
     if let Some(url) = &config.server {
         return Ok(Backend::Remote(Remote::new(url, config.token.clone())));
     }
-    let open = |c: Contended<'_>| Store::open_with(&config.store, need.opening(c));
-    match open_or_wait(config, open)? {
-        Opened::Store(store) => Ok(Backend::Local(store)),
-        Opened::Server(info) => {
+    let shared = match &config.shared {
+        Some(location) => Some(connect(location).await?),
+        None => None,
+    };
+    let cache = shared.is_some();
+    let open = |c: Contended<'_>| Store::open_with(&config.store, need.opening(cache, c));
+    match (open_or_wait(config, open)?, shared) {
+        (Opened::Store(cache), Some(shared)) => Ok(Backend::Shared { cache, shared }),
+        (Opened::Store(store), None) => Ok(Backend::Local(store)),
+        (Opened::Server(info), _) => {
             tracing::info!(
                 "the store is held by server pid {}; going through {}",
                 info.pid,
@@ -141,8 +174,13 @@ pub(crate) fn open_or_wait(
         Err(e @ StoreError::NoStore { .. }) => return Err(e.into()), // it names the path
         other => other.with_context(context)?,
     };
-    if store.created() {
-        eprintln!("created a new store at {}", config.store.display());
+    match (store.created(), &config.shared) {
+        (true, None) => eprintln!("created a new store at {}", config.store.display()),
+        (true, Some(bucket)) => tracing::info!(
+            "created a new cache of {bucket} at {}",
+            config.store.display()
+        ),
+        (false, _) => {}
     }
     if let Some(reason) = store.read_only() {
         tracing::info!("the store is open read-only: {reason}");
@@ -162,6 +200,24 @@ pub(crate) fn snapshotter(
     )
     .map_err(|e| UsageError(e.to_string()))?;
     Ok(Snapshotter::new(store, Arc::new(upstreams), jobs as usize))
+}
+
+/// A snapshotter whose store of record is `shared`, caching in `cache`.
+pub(crate) fn shared_snapshotter(
+    config: &Config,
+    cache: Arc<Store>,
+    shared: Arc<Shared>,
+    jobs: u16,
+) -> anyhow::Result<Snapshotter> {
+    Ok(snapshotter(config, cache, jobs)?.with_tier(Tier::bucket(shared)))
+}
+
+/// The bucket of a shared store, checked to answer (one listing): a missing bucket, wrong
+/// credentials or an unreachable endpoint fail here, named.
+pub(crate) async fn connect(location: &shared::Location) -> anyhow::Result<Arc<Shared>> {
+    let shared = Shared::connect(location)?;
+    shared.check().await?;
+    Ok(Arc::new(shared))
 }
 
 pub(crate) fn print_json(value: &impl serde::Serialize) {

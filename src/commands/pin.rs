@@ -8,7 +8,6 @@ use anyhow::Context;
 
 use super::{
     Backend, Need, UsageError, backend, count, human_size, parse_refs, print_json, progress,
-    snapshotter,
 };
 use crate::cli::PinArgs;
 use crate::config::Config;
@@ -29,12 +28,12 @@ pub async fn run(config: &Config, args: PinArgs) -> anyhow::Result<ExitCode> {
     }
     let refs = parse_refs(&items)?;
     let bars = progress::for_stderr();
-    let report = match backend(config, Need::Write { create: true })? {
-        Backend::Local(store) => {
-            let snap = snapshotter(config, store, args.jobs)?;
+    let report = match backend(config, Need::Write { create: true }).await? {
+        Backend::Remote(remote) => remote.pin(&items, bars.as_ref()).await?,
+        here => {
+            let snap = here.snapshotter(config, args.jobs)?;
             ops::pin_all(&snap, &refs, bars.as_ref()).await
         }
-        Backend::Remote(remote) => remote.pin(&items, bars.as_ref()).await?,
     };
     drop(bars);
     if config.json {

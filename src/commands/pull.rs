@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::{Backend, Need, UsageError, backend, parse_refs, progress, snapshotter};
+use super::{Backend, Need, UsageError, backend, parse_refs, progress};
 use crate::cli::{ExportFormat, PullArgs};
 use crate::config::Config;
 use crate::export::{self, Sink};
@@ -169,19 +169,7 @@ async fn pin_for_export(config: &Config, r: &Reference, jobs: u16) -> anyhow::Re
         )
         .into());
     }
-    match backend(config, Need::Export)? {
-        Backend::Local(store) => {
-            let snap = snapshotter(config, store.clone(), jobs)?;
-            let bars = progress::for_stderr();
-            let outcome = snap.pin(r, bars.as_ref()).await?;
-            drop(bars);
-            Ok(Source {
-                record: outcome.record,
-                blobs: store.blobs().clone(),
-                pinned_now: !outcome.already_pinned,
-                _store: Some(store),
-            })
-        }
+    match backend(config, Need::Export).await? {
         Backend::Remote(remote) => {
             let bars = progress::for_stderr();
             let pinned = remote.record(&r.to_string(), bars.as_ref()).await?;
@@ -191,6 +179,21 @@ async fn pin_for_export(config: &Config, r: &Reference, jobs: u16) -> anyhow::Re
                 blobs: Blobs::read_only(&config.store, "held by the server"),
                 pinned_now: !pinned.pin.already_pinned,
                 _store: None,
+            })
+        }
+        here => {
+            let snap = here.snapshotter(config, jobs)?;
+            let store = snap.store().clone();
+            let bars = progress::for_stderr();
+            let outcome = snap.pin(r, bars.as_ref()).await?;
+            // A shared store's blobs come into this cache, where the export reads them.
+            snap.materialize(r, &outcome.record, bars.as_ref()).await?;
+            drop(bars);
+            Ok(Source {
+                record: outcome.record,
+                blobs: store.blobs().clone(),
+                pinned_now: !outcome.already_pinned,
+                _store: Some(store),
             })
         }
     }

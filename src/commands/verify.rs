@@ -12,15 +12,18 @@ use crate::ops::{self, VerifyOutcome};
 use crate::store::{Contended, Store};
 
 pub async fn run(config: &Config, args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let repaired = match args.repair && config.server.is_none() {
+    // A shared store's repair is the bucket's: `verify` below does it.
+    let local = config.server.is_none() && config.shared.is_none();
+    let repaired = match args.repair && local {
         true => local_repair(config)?,
         false => None,
     };
     let outcome = match repaired {
         Some(outcome) => outcome,
-        None => match backend(config, Need::Read)? {
+        None => match backend(config, Need::Read).await? {
             Backend::Local(store) => ops::verify(&store, args.repair)?,
             Backend::Remote(remote) => remote.verify(args.repair).await?,
+            Backend::Shared { shared, .. } => ops::shared::verify(&shared, args.repair).await?,
         },
     };
     if config.json {

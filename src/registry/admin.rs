@@ -96,6 +96,10 @@ pub async fn record(
     let snap = s.snap.clone();
     detached(b.progress, move |progress| async move {
         let outcome = snap.pin(&r, progress.as_ref()).await.map_err(Arc::new)?;
+        // The caller exports from this store's files: a shared store's blobs come here.
+        snap.materialize(&r, &outcome.record, progress.as_ref())
+            .await
+            .map_err(Arc::new)?;
         Ok(ops::PinnedRecord {
             pin: ops::PinLine::from(&outcome),
             record: outcome.record,
@@ -170,12 +174,12 @@ pub async fn evict(
     h: HeaderMap,
     Json(b): Json<Images>,
 ) -> Response {
-    let run = || {
+    let run = async {
         authorize(&s, &h)?;
         let refs = parse(&b.images)?;
-        Ok::<_, RegistryError>(Json(ops::evict(s.snap.store(), &refs)?))
+        Ok::<_, RegistryError>(Json(ops::evict(&s.snap, &refs).await?))
     };
-    run().into_response()
+    run.await.into_response()
 }
 
 pub async fn gc(State(s): State<Arc<AppState>>, h: HeaderMap, Json(b): Json<GcBody>) -> Response {

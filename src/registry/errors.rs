@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::paths::PathError;
-use crate::snapshot::SnapshotError;
+use crate::snapshot::{SnapshotError, TierError};
 use crate::store::StoreError;
 use crate::upstream::{Object, UpstreamError};
 
@@ -27,6 +27,8 @@ pub enum RegistryError {
     Pin(#[from] std::sync::Arc<SnapshotError>),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Tier(#[from] TierError),
     #[error("requested range not satisfiable")]
     Range,
     #[error("the admin API needs this server's admin token (--token / STABLEBUILD_TOKEN)")]
@@ -67,6 +69,15 @@ impl RegistryError {
             }
             RegistryError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", None),
             RegistryError::Pin(e) => classify_pin(e),
+            RegistryError::Tier(TierError::Store(e)) if e.is_read_only() => {
+                (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", None)
+            }
+            RegistryError::Tier(TierError::Store(_)) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", None)
+            }
+            RegistryError::Tier(TierError::Shared(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", None)
+            }
         }
     }
 }

@@ -132,7 +132,7 @@ impl Shared {
 
     /// Check that the bucket answers with these credentials (one LIST of at most a page).
     pub async fn check(&self) -> Result<(), SharedError> {
-        let prefix = Path::from(self.keys.records());
+        let prefix = key_path(&self.keys.records());
         let first = self.s3.list(Some(&prefix)).next().await;
         match first {
             Some(Err(e)) => Err(self.error(e)),
@@ -232,7 +232,7 @@ impl Shared {
 
     /// The size of a blob object, or None when the bucket does not have it.
     pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, SharedError> {
-        match self.s3.head(&Path::from(self.keys.blob(digest))).await {
+        match self.s3.head(&key_path(&self.keys.blob(digest))).await {
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.error(e)),
@@ -242,7 +242,7 @@ impl Shared {
     /// A blob's bytes as a stream (not verified here: the caller's writer verifies), with its
     /// size and stored content type; None when the bucket does not have it.
     pub async fn get_blob(&self, digest: &Digest) -> Result<Option<Fetched>, SharedError> {
-        let path = Path::from(self.keys.blob(digest));
+        let path = key_path(&self.keys.blob(digest));
         let got = match self.s3.get_opts(&path, GetOptions::default()).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -309,7 +309,7 @@ impl Shared {
             attributes,
             ..Default::default()
         };
-        let path = Path::from(self.keys.blob(digest));
+        let path = key_path(&self.keys.blob(digest));
         let payload = PutPayload::from(Bytes::copy_from_slice(bytes));
         self.s3
             .put_opts(&path, payload, opts)
@@ -320,7 +320,7 @@ impl Shared {
 
     /// Every blob object, with its size and age.
     pub async fn blobs(&self) -> Result<Vec<BlobObject>, SharedError> {
-        let prefix = Path::from(self.keys.blobs());
+        let prefix = key_path(&self.keys.blobs());
         let metas: Vec<_> = self
             .s3
             .list(Some(&prefix))
@@ -350,7 +350,7 @@ impl Shared {
         valid: Duration,
     ) -> Result<String, SharedError> {
         use object_store::signer::Signer;
-        let path = Path::from(self.keys.blob(digest));
+        let path = key_path(&self.keys.blob(digest));
         let url = self
             .s3
             .signed_url(reqwest::Method::GET, &path, valid)
@@ -365,7 +365,7 @@ impl Shared {
         &self,
         name: &str,
     ) -> Result<Option<T>, SharedError> {
-        let got = match self.s3.get(&Path::from(name)).await {
+        let got = match self.s3.get(&key_path(name)).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(self.error(e)),
@@ -386,7 +386,7 @@ impl Shared {
             mode: PutMode::Create,
             ..Default::default()
         };
-        let path = Path::from(name);
+        let path = key_path(name);
         match self.s3.put_opts(&path, bytes.into(), opts).await {
             Ok(_) => Ok(Created::Won(value.clone())),
             Err(object_store::Error::AlreadyExists { .. })
@@ -401,7 +401,7 @@ impl Shared {
     }
 
     async fn delete(&self, name: &str) -> Result<(), SharedError> {
-        match self.s3.delete(&Path::from(name)).await {
+        match self.s3.delete(&key_path(name)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.error(e)),
         }
@@ -409,7 +409,7 @@ impl Shared {
 
     /// Every key under a prefix, with its ETag.
     async fn list_keys(&self, prefix: &str) -> Result<Vec<(String, String)>, SharedError> {
-        let prefix = Path::from(prefix);
+        let prefix = key_path(prefix);
         let metas: Vec<_> = self
             .s3
             .list(Some(&prefix))
@@ -447,6 +447,12 @@ pub struct Fetched {
     pub size: u64,
     pub content_type: Option<String>,
     pub body: BoxStream<'static, Result<Bytes, SharedError>>,
+}
+
+/// The object path of one of our keys, taken as it is: the keys are already escaped to
+/// `[A-Za-z0-9._%/-]` (`Path::from` would escape their `%` again).
+fn key_path(key: &str) -> Path {
+    Path::parse(key).unwrap_or_else(|_| Path::from(key))
 }
 
 /// 64 random bits, hex: unique names for journal entries and uploads.

@@ -16,7 +16,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::{Shared, SharedError, random_id};
+use super::{Shared, SharedError, key_path, random_id};
 use crate::reference::Digest;
 
 /// Bytes per part (S3 wants at least 5 MiB for every part but the last).
@@ -85,7 +85,7 @@ impl Shared {
     }
 
     async fn put_whole(&self, digest: &Digest, part: Part) -> Result<(), SharedError> {
-        let path = Path::from(self.keys.blob(digest));
+        let path = key_path(&self.keys.blob(digest));
         self.s3
             .put(&path, part.payload())
             .await
@@ -94,7 +94,7 @@ impl Shared {
     }
 
     async fn start_multipart(&self, digest: &Digest) -> Result<Multipart, SharedError> {
-        let path = Path::from(self.keys.blob(digest));
+        let path = key_path(&self.keys.blob(digest));
         let id = self
             .s3
             .create_multipart(&path)
@@ -107,10 +107,7 @@ impl Shared {
             started_at: crate::store::records::now(),
         };
         let bytes = serde_json::to_vec(&open).expect("markers serialise");
-        let written = self
-            .s3
-            .put(&Path::from(marker.as_str()), bytes.into())
-            .await;
+        let written = self.s3.put(&key_path(marker.as_str()), bytes.into()).await;
         let mut m = Multipart {
             path,
             id,
@@ -135,7 +132,7 @@ impl Shared {
             if open.started_at >= older_than {
                 continue;
             }
-            let path = Path::from(open.key.as_str());
+            let path = key_path(open.key.as_str());
             match self.s3.abort_multipart(&path, &open.upload_id).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(self.error(e)),
