@@ -8,6 +8,14 @@ use tempfile::TempDir;
 pub struct Sb {
     dir: TempDir,
     upstream: String,
+    bucket: Option<Bucket>,
+}
+
+/// A shared store: `s3://…`, its cache directory, and the environment that reaches it.
+struct Bucket {
+    store: String,
+    cache: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 /// What a run printed, and how it ended.
@@ -58,6 +66,31 @@ impl Sb {
         Sb {
             dir: tempfile::tempdir().expect("temp dir"),
             upstream: upstream_url.to_string(),
+            bucket: None,
+        }
+    }
+
+    /// A store in a bucket (`store` is `s3://BUCKET/PREFIX`), reached with `env`, cached in
+    /// a fresh directory of this Sb's own: a process on another machine, in effect.
+    pub fn shared(upstream_url: &str, store: &str, env: Vec<(String, String)>) -> Sb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cache = dir.path().join("cache");
+        Sb {
+            dir,
+            upstream: upstream_url.to_string(),
+            bucket: Some(Bucket {
+                store: store.to_string(),
+                cache,
+                env,
+            }),
+        }
+    }
+
+    /// The local store directory, or a shared store's cache.
+    pub fn local(&self) -> PathBuf {
+        match &self.bucket {
+            Some(b) => b.cache.clone(),
+            None => self.store(),
         }
     }
 
@@ -84,13 +117,21 @@ impl Sb {
             }
             None => tokio::process::Command::new(bin()),
         };
-        cmd.arg("--store")
-            .arg(self.store())
-            .arg("--upstream")
+        match &self.bucket {
+            Some(b) => {
+                cmd.arg("--store").arg(&b.store).arg("--cache").arg(&b.cache);
+                cmd.envs(b.env.iter().map(|(k, v)| (k, v)));
+            }
+            None => {
+                cmd.arg("--store").arg(self.store());
+            }
+        }
+        cmd.arg("--upstream")
             .arg(format!("docker.io={}", self.upstream))
             .args(args)
             .env_remove("STABLEBUILD_STORE")
             .env_remove("STABLEBUILD_UPSTREAM")
+            .env_remove("STABLEBUILD_CACHE")
             .env_remove("RUST_LOG")
             .kill_on_drop(true);
         cmd

@@ -1,0 +1,237 @@
+//! The store in a bucket on a real S3-compatible server (SeaweedFS, started per test): pins
+//! land in the bucket, any other process with only the bucket and an empty cache lists,
+//! exports and verifies them without the upstream, the first writer of a tag wins, evict
+//! reaches every process, and a pin killed mid-upload leaves nothing that gc and verify do
+//! not clean.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::cli::{Sb, read};
+use common::fixtures;
+use common::registry::Registry;
+use common::seaweed::Seaweed;
+
+/// A fresh prefix per test: one bucket, many stores.
+fn store_url(sw: &Seaweed, name: &str) -> String {
+    format!("s3://{}/{name}", sw.bucket())
+}
+
+/// Files of an OCI layout's blob directory, each checked against its name.
+fn layout_blobs(layout: &std::path::Path) -> BTreeSet<String> {
+    let dir = layout.join("blobs/sha256");
+    let mut out = BTreeSet::new();
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let digest = format!("sha256:{name}");
+        assert_eq!(fixtures::sha256_digest(&read(&e.path())), digest, "{name}");
+        out.insert(digest);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_store_is_read_from_an_empty_cache_with_the_upstream_gone() {
+    let mut reg = Registry::start().await;
+    let multi = fixtures::push_multi(&reg.url(), 0).await;
+    let single = fixtures::push_single(&reg.url()).await;
+    let sw = Seaweed::mini().await;
+    let url = store_url(&sw, "read-back");
+    let pinner = Sb::shared(&reg.url(), &url, sw.env(0));
+    let out = pinner
+        .run(&["--json", "pin", "multi:1", "single:1"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(out[0]["digest"], multi.digest.as_str());
+    assert_eq!(out[1]["digest"], single.digest.as_str());
+    let keys = sw.list("read-back/records/").await;
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    reg.stop().await;
+
+    let laptop = Sb::shared(&reg.url(), &url, sw.env(0));
+    let listed = laptop.run(&["--json", "list"]).await.ok().json();
+    let images: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["image"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        images,
+        ["docker.io/library/multi:1", "docker.io/library/single:1"]
+    );
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["complete"] == true)
+    );
+
+    let layout = laptop.path("layout");
+    laptop
+        .run(&["pull", "multi:1", "-o", layout.to_str().unwrap()])
+        .await
+        .ok();
+    let exported = layout_blobs(&layout);
+    for d in multi
+        .manifests
+        .iter()
+        .chain(&multi.blobs)
+        .chain([&multi.digest])
+    {
+        assert!(exported.contains(d), "{d} is in the layout");
+    }
+    let index: serde_json::Value =
+        serde_json::from_slice(&read(&layout.join("index.json"))).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], multi.digest.as_str());
+
+    let verify = laptop.run(&["verify"]).await.ok();
+    assert!(
+        verify.stdout.contains("0 corrupt, 0 missing"),
+        "{}",
+        verify.stdout
+    );
+    let again = laptop.run(&["--json", "pin", "single:1"]).await.ok().json();
+    assert_eq!(
+        again[0]["already_pinned"], true,
+        "no upstream needed: {again}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bucket_problems_are_one_line_naming_the_endpoint_and_the_s3_code() {
+    let sw = Seaweed::mini().await;
+    let env = sw.env(0);
+    let with = |name: &str, value: &str| {
+        let mut env = env.clone();
+        env.retain(|(k, _)| k != name);
+        env.push((name.to_string(), value.to_string()));
+        env
+    };
+    let cases = [
+        (
+            "s3://no-such-bucket/x".to_string(),
+            env.clone(),
+            "NoSuchBucket",
+        ),
+        (
+            store_url(&sw, "x"),
+            with("AWS_SECRET_ACCESS_KEY", "wrong"),
+            "SignatureDoesNotMatch",
+        ),
+        (
+            store_url(&sw, "x"),
+            with("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            "cannot reach",
+        ),
+    ];
+    for (url, env, code) in cases {
+        let endpoint = env
+            .iter()
+            .find(|(k, _)| k == "AWS_ENDPOINT_URL")
+            .unwrap()
+            .1
+            .clone();
+        let sb = Sb::shared("http://127.0.0.1:9", &url, env);
+        let run = sb.run(&["list"]).await;
+        assert_eq!(run.code, 1, "{url}: {}", run.stderr);
+        let line = run.stderr.trim();
+        assert_eq!(line.lines().count(), 1, "one line: {line}");
+        assert!(line.contains(code) && line.contains(&endpoint), "{line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_pin_of_a_tag_wins_everywhere_and_evict_reaches_every_process() {
+    let reg = Registry::start().await;
+    let first = fixtures::push_multi(&reg.url(), 0).await;
+    let sw = Seaweed::mini().await;
+    let url = store_url(&sw, "agree");
+    let a = Sb::shared(&reg.url(), &url, sw.env(0));
+    let b = Sb::shared(&reg.url(), &url, sw.env(0));
+    a.run(&["pin", "multi:1"]).await.ok();
+    let moved = fixtures::push_multi(&reg.url(), 1).await;
+    assert_ne!(moved.digest, first.digest);
+    let out = b.run(&["--json", "pin", "multi:1"]).await.ok().json();
+    assert_eq!(
+        out[0]["digest"],
+        first.digest.as_str(),
+        "the tag keeps its first digest"
+    );
+    assert_eq!(out[0]["already_pinned"], true);
+
+    let evicted = b.run(&["--json", "evict", "multi:1"]).await.ok().json();
+    assert_eq!(evicted[0]["digest"], first.digest.as_str());
+    let listed = a.run(&["--json", "list"]).await.ok().json();
+    assert_eq!(
+        listed,
+        serde_json::json!([]),
+        "gone for the other process too"
+    );
+    let repinned = a.run(&["--json", "pin", "multi:1"]).await.ok().json();
+    assert_eq!(
+        repinned[0]["digest"],
+        moved.digest.as_str(),
+        "fetched again after evict"
+    );
+    let journal = sw.list("agree/journal/").await;
+    assert_eq!(journal.len(), 3, "pin, evict, pin: {journal:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_killed_mid_upload_is_completed_by_the_next_and_gc_aborts_its_upload() {
+    let reg = Registry::start().await;
+    let big = fixtures::push_big(&reg.url(), 48 << 20).await;
+    let sw = Seaweed::mini().await;
+    let url = store_url(&sw, "killed");
+    let first = Sb::shared(&reg.url(), &url, sw.env(0));
+    let mut pin = first.command(&["pin", "big:1"]).spawn().unwrap();
+    // Kill it once a multipart upload is open (its marker object exists).
+    let mut open = Vec::new();
+    for _ in 0..500 {
+        open = sw.list("killed/uploads/").await;
+        if !open.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(!open.is_empty(), "the pin opened a multipart upload");
+    pin.start_kill().unwrap();
+    pin.wait().await.unwrap();
+    assert!(
+        sw.list("killed/records/").await.is_empty(),
+        "no record for a killed pin"
+    );
+
+    let second = Sb::shared(&reg.url(), &url, sw.env(0));
+    let out = second.run(&["--json", "pin", "big:1"]).await.ok().json();
+    assert_eq!(out[0]["digest"], big.digest.as_str());
+    let gc = second.run(&["gc", "--grace", "0s"]).await.ok();
+    assert!(gc.stdout.contains("removed 0 blobs"), "{}", gc.stdout);
+    assert!(
+        sw.list("killed/uploads/").await.is_empty(),
+        "the killed upload was aborted"
+    );
+    let verify = second.run(&["verify"]).await.ok();
+    assert!(
+        verify.stdout.contains("0 corrupt, 0 missing"),
+        "{}",
+        verify.stdout
+    );
+    let layer = big.blobs.last().unwrap();
+    let (status, bytes) = sw
+        .get(&format!(
+            "killed/blobs/sha256/{}",
+            &layer["sha256:".len()..]
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        fixtures::sha256_digest(&bytes),
+        *layer,
+        "the layer object is whole"
+    );
+}
