@@ -118,6 +118,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l listen
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l allow -d 'A registry clients may reach through the mirror (repeatable) [default: docker.io, ghcr.io, quay.io, registry.k8s.io, gcr.io, public.ecr.aws, nvcr.io]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l admin-token -d 'Token for the admin API (pin, list, evict, gc, verify over HTTP) [default: random, written to the store\'s server.json for local commands]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -s j -l jobs -d 'Blobs downloaded in parallel per pull-through pin' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l refresh -d 'With an s3:// store: how often the records this replica has cached are checked against the bucket (an evict anywhere is honoured within this)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l store -d 'The store: a directory, or a bucket on S3-compatible storage shared by any number of processes (s3://BUCKET[/PREFIX]; endpoint and credentials from the AWS_* variables) [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l cache -d 'With an s3:// store: this process\'s cache of it (verified blobs, the records seen) [default: $XDG_CACHE_HOME/stablebuild/s3/BUCKET[/PREFIX] or under ~/.cache]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
@@ -125,6 +126,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l insecu
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l server -d 'Run pin, list, evict, gc and verify through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l read-only -d 'Serve what is pinned and never write the store (misses answer 503); works on a store this process may not write'
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l redirect -d 'With an s3:// store: answer blob GETs with a 307 to a presigned URL of the bucket\'s object, so that clients read the bucket directly'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l json -d 'Print results as one JSON document'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l no-wait -d 'Fail at once when another stablebuild process holds the store, instead of waiting'
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -s v -l verbose -d 'More log output on stderr (-v: info, rate-limit budgets; -vv: debug)'

@@ -245,4 +245,14 @@ pub struct ServeArgs {
     /// this process may not write
     #[arg(long)]
     pub read_only: bool,
+
+    /// With an s3:// store: how often the records this replica has cached are checked
+    /// against the bucket (an evict anywhere is honoured within this)
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub refresh: std::time::Duration,
+
+    /// With an s3:// store: answer blob GETs with a 307 to a presigned URL of the bucket's
+    /// object, so that clients read the bucket directly
+    #[arg(long)]
+    pub redirect: bool,
 }

@@ -198,6 +198,37 @@ pub fn verify(store: &Store, repair: bool) -> Result<VerifyOutcome, StoreError> 
     })
 }
 
+/// `list` of the snapshotter's store of record (the bucket of a shared store).
+pub async fn list_in(
+    snap: &Snapshotter,
+    filter: Option<&str>,
+) -> Result<Vec<ListEntry>, TierError> {
+    match snap.tier().shared() {
+        Some(bucket) => Ok(shared::list(bucket, filter).await?),
+        None => Ok(list(snap.store(), filter)?),
+    }
+}
+
+/// `gc` of the snapshotter's store of record (`grace_secs` applies to a bucket).
+pub async fn gc_in(
+    snap: &Snapshotter,
+    dry_run: bool,
+    grace_secs: u64,
+) -> Result<GcReport, TierError> {
+    match snap.tier().shared() {
+        Some(bucket) => Ok(shared::gc(bucket, dry_run, grace_secs).await?),
+        None => Ok(gc(snap, dry_run).await?),
+    }
+}
+
+/// `verify` of the snapshotter's store of record, with no pin in flight here.
+pub async fn verify_in(snap: &Snapshotter, repair: bool) -> Result<VerifyOutcome, TierError> {
+    match snap.tier().shared() {
+        Some(bucket) => Ok(shared::verify(bucket, repair).await?),
+        None => Ok(snap.exclusive(|store| verify(store, repair)).await?),
+    }
+}
+
 /// Unix seconds → "2026-11-28T00:33:34Z".
 pub fn timestamp(secs: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);

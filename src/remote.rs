@@ -78,8 +78,9 @@ impl Remote {
         self.call("evict", json!({ "images": images })).await
     }
 
-    pub async fn gc(&self, dry_run: bool) -> Result<GcReport, RemoteError> {
-        self.call("gc", json!({ "dry_run": dry_run })).await
+    pub async fn gc(&self, dry_run: bool, grace_secs: u64) -> Result<GcReport, RemoteError> {
+        let body = json!({ "dry_run": dry_run, "grace_secs": grace_secs });
+        self.call("gc", body).await
     }
 
     pub async fn verify(&self, repair: bool) -> Result<VerifyOutcome, RemoteError> {

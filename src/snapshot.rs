@@ -57,7 +57,11 @@ pub enum SnapshotError {
 
 impl SnapshotError {
     fn tier(reference: &Reference, e: TierError) -> SnapshotError {
-        let reference = reference.to_string();
+        SnapshotError::tier_digest(reference, e)
+    }
+
+    fn tier_digest(what: &impl std::fmt::Display, e: TierError) -> SnapshotError {
+        let reference = what.to_string();
         match e {
             TierError::Store(cause) => SnapshotError::Store { reference, cause },
             TierError::Shared(cause) => SnapshotError::Shared { reference, cause },

@@ -18,7 +18,7 @@ pub async fn run(config: &Config, args: GcArgs) -> anyhow::Result<ExitCode> {
         Backend::Shared { shared, .. } => {
             ops::shared::gc(&shared, args.dry_run, args.grace.as_secs()).await?
         }
-        Backend::Remote(remote) => remote.gc(args.dry_run).await?,
+        Backend::Remote(remote) => remote.gc(args.dry_run, args.grace.as_secs()).await?,
     };
     if config.json {
         print_json(&report);

@@ -6,18 +6,28 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tracing::info;
+use tracing::{info, warn};
 
-use super::{Opened, open_or_wait, snapshotter};
+use super::{Opened, UsageError, open_or_wait, shared_snapshotter, snapshotter};
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::registry::{self, AppState, paths};
+use crate::shared::{Location, Shared};
 use crate::snapshot::Snapshotter;
 use crate::store::{
     Contended, Mode, Opening, ServerInfo, Store, remove_server_info, write_server_info,
 };
 
 pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let shared = match &config.shared {
+        Some(location) => Some(bucket(location, &args).await?),
+        None if args.redirect => {
+            return Err(
+                UsageError("--redirect needs a shared store (--store s3://…)".into()).into(),
+            );
+        }
+        None => None,
+    };
     let mode = match args.read_only {
         true => Mode::ReadOnly,
         false => Mode::ReadWrite,
@@ -39,7 +49,13 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
             info.url
         ),
     };
-    let snap = Arc::new(snapshotter(config, store, args.jobs)?);
+    let snap = Arc::new(match &shared {
+        Some(shared) => shared_snapshotter(config, store, shared.clone(), args.jobs)?,
+        None => snapshotter(config, store, args.jobs)?,
+    });
+    if shared.is_some() {
+        tokio::spawn(refresh(snap.clone(), args.refresh));
+    }
     let mut allowed: Vec<String> = if args.allow.is_empty() {
         paths::DEFAULT_ALLOWED
             .iter()
@@ -80,7 +96,8 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         allowed.join(", ")
     );
     eprintln!("listening on http://{addr}");
-    let state = Arc::new(AppState::new(snap.clone(), allowed, admin_token));
+    let state = AppState::new(snap.clone(), allowed, admin_token).with_redirect(args.redirect);
+    let state = Arc::new(state);
     let served = registry::serve(listener, state, shutdown_signal()).await;
     finish_pulls(&snap).await;
     if !read_only {
@@ -89,6 +106,49 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     served?;
     info!("shut down");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The bucket of a shared store. A replica starts even when the bucket does not answer now
+/// (it serves what its cache holds, and 503 for the rest, until the bucket is back).
+async fn bucket(location: &Location, args: &ServeArgs) -> anyhow::Result<Arc<Shared>> {
+    if args.read_only {
+        return Err(UsageError("--read-only applies to a local store, not s3://".into()).into());
+    }
+    let shared = Shared::connect(location)?;
+    match shared.check().await {
+        Ok(()) => info!("store {location} at {}", shared.endpoint()),
+        Err(e) if e.is_unreachable() => warn!("{e}; serving from the cache until it answers"),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Arc::new(shared))
+}
+
+/// Keep the cached records in line with the bucket (an evict on any replica is honoured
+/// here within `every`); while the bucket is unreachable, the cache keeps serving.
+async fn refresh(snap: Arc<Snapshotter>, every: std::time::Duration) {
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(every).await;
+        match snap.tier().refresh(snap.store()).await {
+            Ok(done) => {
+                if failing {
+                    info!("the bucket answers again");
+                }
+                failing = false;
+                if done.evicted + done.replaced > 0 {
+                    info!(
+                        "refresh: {} evicted and {} pinned again elsewhere",
+                        done.evicted, done.replaced
+                    );
+                }
+            }
+            Err(e) if !failing => {
+                warn!("refresh: {e}");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// Let pull-throughs still downloading (their clients may be gone) finish, for a while;

@@ -114,11 +114,12 @@ pub async fn gc(shared: &Shared, dry_run: bool, grace_secs: u64) -> Result<GcRep
 pub async fn verify(shared: &Shared, repair: bool) -> Result<VerifyOutcome, SharedError> {
     let blobs = shared.blobs().await?;
     let sizes: HashMap<Digest, u64> = blobs.iter().map(|b| (b.digest.clone(), b.size)).collect();
-    let checks = blobs.iter().map(|b| async move {
-        let ok = rehash(shared, &b.digest).await?;
-        Ok::<_, SharedError>((b.digest.clone(), ok))
-    });
-    let results: Vec<(Digest, bool)> = futures_util::stream::iter(checks)
+    let digests: Vec<Digest> = blobs.iter().map(|b| b.digest.clone()).collect();
+    let results: Vec<(Digest, bool)> = futures_util::stream::iter(digests)
+        .map(|d| async move {
+            let ok = rehash(shared, &d).await?;
+            Ok::<_, SharedError>((d, ok))
+        })
         .buffer_unordered(HASH_CONCURRENCY)
         .try_collect()
         .await?;

@@ -44,6 +44,13 @@ pub struct Filter {
 pub struct GcBody {
     #[serde(default)]
     dry_run: bool,
+    /// A shared store's grace period (see `gc --grace`).
+    #[serde(default = "default_grace")]
+    grace_secs: u64,
+}
+
+fn default_grace() -> u64 {
+    3600
 }
 
 #[derive(Deserialize)]
@@ -162,11 +169,12 @@ pub async fn inspect(
 }
 
 pub async fn list(State(s): State<Arc<AppState>>, h: HeaderMap, Json(b): Json<Filter>) -> Response {
-    let run = || {
+    let run = async {
         authorize(&s, &h)?;
-        Ok::<_, RegistryError>(Json(ops::list(s.snap.store(), b.filter.as_deref())?))
+        let listed = ops::list_in(&s.snap, b.filter.as_deref()).await?;
+        Ok::<_, RegistryError>(Json(listed))
     };
-    run().into_response()
+    run.await.into_response()
 }
 
 pub async fn evict(
@@ -185,7 +193,7 @@ pub async fn evict(
 pub async fn gc(State(s): State<Arc<AppState>>, h: HeaderMap, Json(b): Json<GcBody>) -> Response {
     let run = async {
         authorize(&s, &h)?;
-        Ok::<_, RegistryError>(Json(ops::gc(&s.snap, b.dry_run).await?))
+        Ok::<_, RegistryError>(Json(ops::gc_in(&s.snap, b.dry_run, b.grace_secs).await?))
     };
     run.await.into_response()
 }
@@ -198,7 +206,7 @@ pub async fn verify(
     let run = async {
         authorize(&s, &h)?;
         let repair = b.repair;
-        let outcome = s.snap.exclusive(|store| ops::verify(store, repair)).await?;
+        let outcome = ops::verify_in(&s.snap, repair).await?;
         Ok::<_, RegistryError>(Json(outcome))
     };
     run.await.into_response()

@@ -144,6 +144,12 @@ async fn blob(
     headers: &HeaderMap,
 ) -> Result<Response> {
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    if state.redirect
+        && !head
+        && let Some(url) = state.snap.presigned(&digest).await?
+    {
+        return Ok(redirect(&url, &digest));
+    }
     let hit = match state.snap.blob_source(r, digest.clone()).await? {
         BlobSource::Stored { hit } => hit,
         BlobSource::Writing(tee) => match tee.size().filter(|n| *n > 0 && range.is_none()) {
@@ -154,6 +160,15 @@ async fn blob(
     };
     let cache = if hit { "hit" } else { "miss" };
     stored(state, &digest, cache, head, range).await
+}
+
+/// 307 to where the bucket serves the blob itself.
+fn redirect(url: &str, digest: &Digest) -> Response {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+    resp.headers_mut().insert(header::LOCATION, value(url));
+    identity(resp.headers_mut(), digest, "redirect");
+    resp
 }
 
 /// A blob still being written: the bytes as they arrive (the last after it is verified).

@@ -35,6 +35,8 @@ pub struct AppState {
     /// Bearer token for the admin API.
     pub admin_token: String,
     pub metrics: metrics::Metrics,
+    /// Blob GETs answer 307 to a presigned URL of the bucket (a shared store only).
+    pub redirect: bool,
 }
 
 impl AppState {
@@ -44,7 +46,14 @@ impl AppState {
             allowed,
             admin_token,
             metrics: metrics::Metrics::default(),
+            redirect: false,
         }
+    }
+
+    /// Send blob GETs to the bucket with presigned URLs (`serve --redirect`).
+    pub fn with_redirect(mut self, redirect: bool) -> AppState {
+        self.redirect = redirect;
+        self
     }
 }
 

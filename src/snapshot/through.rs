@@ -130,6 +130,31 @@ impl Snapshotter {
         }
     }
 
+    /// A presigned URL of the bucket's object for `digest` when the store is shared and the
+    /// bucket holds the blob (valid for 15 minutes); None otherwise.
+    pub async fn presigned(&self, digest: &Digest) -> Result<Option<String>, Arc<SnapshotError>> {
+        let Some(shared) = self.tier.shared() else {
+            return Ok(None);
+        };
+        let fail = |e: crate::shared::SharedError| {
+            Arc::new(SnapshotError::Shared {
+                reference: digest.to_string(),
+                cause: e,
+            })
+        };
+        let has = self.tier.has(&self.store, digest).await;
+        if !has.map_err(|e| Arc::new(SnapshotError::tier_digest(digest, e)))? {
+            return Ok(None);
+        }
+        let valid = std::time::Duration::from_secs(15 * 60);
+        Ok(Some(
+            shared
+                .presigned_blob_url(digest, valid)
+                .await
+                .map_err(fail)?,
+        ))
+    }
+
     /// Fetch one blob by digest into the store (one transfer per digest at a time: when a
     /// pin is already fetching it, this waits for that one).
     async fn fetch_blob(

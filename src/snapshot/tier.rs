@@ -10,7 +10,7 @@
 //! last; the local cache learns a record only after the bucket holds it.
 //! Must not touch: the upstream, HTTP, the terminal.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use crate::reference::Digest;
@@ -34,7 +34,18 @@ pub enum Tier {
         /// Digests the bucket is known to hold (objects are never rewritten, and only gc
         /// or `verify --repair` remove them).
         present: Mutex<HashSet<Digest>>,
+        /// The ETag of each record object as last seen by `refresh`.
+        seen: Mutex<HashMap<String, String>>,
     },
+}
+
+/// What a `refresh` changed in the cache.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Refreshed {
+    /// Records the bucket no longer has (evicted elsewhere), dropped from the cache.
+    pub evicted: usize,
+    /// Records pinned again elsewhere at another digest, replaced in the cache.
+    pub replaced: usize,
 }
 
 impl Tier {
@@ -42,6 +53,7 @@ impl Tier {
         Tier::Bucket {
             shared,
             present: Mutex::new(HashSet::new()),
+            seen: Mutex::new(HashMap::new()),
         }
     }
 
@@ -61,6 +73,38 @@ impl Tier {
         let found = shared.record(key).await?;
         sync_local(store, key, found.as_ref())?;
         Ok(found)
+    }
+
+    /// Bring the cached records in line with the bucket's: one listing of the records (and
+    /// a read of each one whose object changed since the last refresh). Records the bucket
+    /// does not have any more are dropped; new ones are learnt when first asked for.
+    pub async fn refresh(&self, store: &Store) -> Result<Refreshed, TierError> {
+        let Tier::Bucket { shared, seen, .. } = self else {
+            return Ok(Refreshed::default());
+        };
+        let versions: HashMap<String, String> =
+            shared.record_versions().await?.into_iter().collect();
+        let mut done = Refreshed::default();
+        for local in store.tags()? {
+            let Some(etag) = versions.get(&local.key) else {
+                store.evict(&local.key)?;
+                done.evicted += 1;
+                continue;
+            };
+            let known = seen.lock().expect("seen").get(&local.key) == Some(etag);
+            if known {
+                continue;
+            }
+            let current = shared.record(&local.key).await?;
+            if current.as_ref().map(|r| &r.digest) != Some(&local.digest) {
+                sync_local(store, &local.key, current.as_ref())?;
+                done.replaced += 1;
+            }
+            seen.lock()
+                .expect("seen")
+                .insert(local.key.clone(), etag.clone());
+        }
+        Ok(done)
     }
 
     /// Claim the root digest a new pin of `p.key` starts from; another process's earlier
@@ -130,7 +174,10 @@ impl Tier {
 
     /// Is the blob in the store of record?
     pub async fn has(&self, store: &Store, digest: &Digest) -> Result<bool, TierError> {
-        let Tier::Bucket { shared, present } = self else {
+        let Tier::Bucket {
+            shared, present, ..
+        } = self
+        else {
             return Ok(store.blobs().contains(digest));
         };
         if present.lock().expect("present").contains(digest) {

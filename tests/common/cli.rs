@@ -119,7 +119,10 @@ impl Sb {
         };
         match &self.bucket {
             Some(b) => {
-                cmd.arg("--store").arg(&b.store).arg("--cache").arg(&b.cache);
+                cmd.arg("--store")
+                    .arg(&b.store)
+                    .arg("--cache")
+                    .arg(&b.cache);
                 cmd.envs(b.env.iter().map(|(k, v)| (k, v)));
             }
             None => {
