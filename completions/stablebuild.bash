@@ -77,7 +77,7 @@ _stablebuild() {
 
     case "${cmd}" in
         stablebuild)
-            opts="-v -h -V --store --cache --upstream --insecure-registry --server --token --json --no-wait --verbose --help --version pin pull list evict gc verify serve inspect help"
+            opts="-v -h -V --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help --version pin pull list evict gc verify serve inspect help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -88,6 +88,10 @@ _stablebuild() {
                     return 0
                     ;;
                 --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -115,7 +119,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__evict)
-            opts="-v -h --store --cache --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -126,6 +130,10 @@ _stablebuild() {
                     return 0
                     ;;
                 --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -153,7 +161,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__gc)
-            opts="-v -h --dry-run --grace --store --cache --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --dry-run --grace --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -168,6 +176,10 @@ _stablebuild() {
                     return 0
                     ;;
                 --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -335,7 +347,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__inspect)
-            opts="-v -h --store --cache --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -346,6 +358,10 @@ _stablebuild() {
                     return 0
                     ;;
                 --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -373,7 +389,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__list)
-            opts="-v -h --store --cache --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -384,6 +400,10 @@ _stablebuild() {
                     return 0
                     ;;
                 --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -411,7 +431,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__pin)
-            opts="-f -j -v -h --file --jobs --store --cache --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-f -j -v -h --file --jobs --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -441,6 +461,10 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cache-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --upstream)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -465,7 +489,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__pull)
-            opts="-o -j -v -h --output --format --platform --jobs --store --cache --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-o -j -v -h --output --format --platform --jobs --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -503,6 +527,10 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cache-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --upstream)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -527,7 +555,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__serve)
-            opts="-j -v -h --listen --allow --admin-token --jobs --read-only --refresh --redirect --store --cache --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-j -v -h --listen --allow --admin-token --jobs --read-only --refresh --redirect --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -565,6 +593,10 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cache-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --upstream)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -589,7 +621,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__verify)
-            opts="-v -h --repair --store --cache --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --repair --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -600,6 +632,10 @@ _stablebuild() {
                     return 0
                     ;;
                 --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

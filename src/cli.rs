@@ -39,6 +39,17 @@ pub struct Global {
     #[arg(long, global = true, env = "STABLEBUILD_CACHE", value_name = "DIR")]
     pub cache: Option<PathBuf>,
 
+    /// With an s3:// store: the most the cache's blobs may take, e.g. 50GiB, 800M or 40%
+    /// (of the cache's filesystem); the least recently used leave first [default: 25%]
+    #[arg(
+        long,
+        global = true,
+        env = "STABLEBUILD_CACHE_SIZE",
+        value_name = "SIZE",
+        value_parser = crate::config::parse_cache_size
+    )]
+    pub cache_size: Option<crate::config::CacheSize>,
+
     /// Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable;
     /// the variable takes a comma-separated list)
     #[arg(

@@ -26,6 +26,8 @@ pub struct Config {
     pub store: PathBuf,
     /// The bucket when the store is shared (`--store s3://BUCKET[/PREFIX]`).
     pub shared: Option<Location>,
+    /// The bound of a shared store's cache.
+    pub cache_size: CacheSize,
     pub upstreams: BTreeMap<String, String>,
     /// Registries reached without TLS verification, then over plain http.
     pub insecure: Vec<String>,
@@ -54,6 +56,7 @@ impl Config {
         Ok(Config {
             store,
             shared,
+            cache_size: g.cache_size.unwrap_or(CacheSize::Share(25)),
             upstreams: parse_upstreams(&g.upstream)?,
             insecure: g.insecure_registries.clone(),
             json: g.json,
@@ -63,6 +66,58 @@ impl Config {
             token: g.token.clone(),
         })
     }
+}
+
+/// How big a shared store's cache may grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheSize {
+    Bytes(u64),
+    /// A percentage of the size of the filesystem holding the cache.
+    Share(u8),
+}
+
+impl CacheSize {
+    /// The limit in bytes for a cache in `dir` (which may not exist yet: its nearest
+    /// existing ancestor's filesystem counts).
+    pub fn bytes(self, dir: &std::path::Path) -> u64 {
+        match self {
+            CacheSize::Bytes(n) => n,
+            CacheSize::Share(pct) => {
+                let existing = dir.ancestors().find(|d| d.exists()).unwrap_or(dir);
+                let total = rustix::fs::statvfs(existing)
+                    .map(|s| s.f_blocks.saturating_mul(s.f_frsize))
+                    .unwrap_or(0);
+                total / 100 * pct as u64
+            }
+        }
+    }
+}
+
+/// `50GiB`, `800M`, `1.5T`, `123456` (bytes) or `40%`.
+pub fn parse_cache_size(s: &str) -> Result<CacheSize, String> {
+    let s = s.trim();
+    let bad = || format!("{s:?}: expected a size such as 50GiB, 800M or 40% (of the disk)");
+    if let Some(pct) = s.strip_suffix('%') {
+        let pct: u8 = pct.trim().parse().map_err(|_| bad())?;
+        return match pct {
+            1..=100 => Ok(CacheSize::Share(pct)),
+            _ => Err(bad()),
+        };
+    }
+    let digits = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(digits);
+    let number: f64 = number.parse().map_err(|_| bad())?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(bad()),
+    };
+    Ok(CacheSize::Bytes((number * scale as f64) as u64))
 }
 
 /// `$XDG_CACHE_HOME/stablebuild/s3/BUCKET[/PREFIX]`, else under `~/.cache`: one cache per
@@ -126,6 +181,20 @@ mod tests {
         let map = parse_upstreams(&items).unwrap();
         assert_eq!(map["docker.io"], "http://x");
         assert_eq!(map["ghcr.io"], "https://mirror.example");
+    }
+
+    #[test]
+    fn cache_sizes_parse() {
+        assert_eq!(parse_cache_size("50GiB"), Ok(CacheSize::Bytes(50 << 30)));
+        assert_eq!(parse_cache_size("800M"), Ok(CacheSize::Bytes(800 << 20)));
+        assert_eq!(parse_cache_size("1.5g"), Ok(CacheSize::Bytes(3 << 29)));
+        assert_eq!(parse_cache_size("4096"), Ok(CacheSize::Bytes(4096)));
+        assert_eq!(parse_cache_size("40%"), Ok(CacheSize::Share(40)));
+        for bad in ["", "GiB", "10 parsecs", "0%", "150%", "-1G"] {
+            assert!(parse_cache_size(bad).is_err(), "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        assert!(CacheSize::Share(25).bytes(&dir.path().join("not/yet")) > 0);
     }
 
     #[test]

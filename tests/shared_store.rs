@@ -235,3 +235,63 @@ async fn a_pin_killed_mid_upload_is_completed_by_the_next_and_gc_aborts_its_uplo
         "the layer object is whole"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bounded_cache_drops_the_least_recently_used_blobs_and_refetches_them_from_the_bucket() {
+    let reg = Registry::start().await;
+    let big = fixtures::push_big(&reg.url(), 24 << 20).await;
+    fixtures::push_multi(&reg.url(), 0).await;
+    let sw = Seaweed::mini().await;
+    let url = store_url(&sw, "bounded");
+    Sb::shared(&reg.url(), &url, sw.env(0))
+        .run(&["pin", "big:1", "multi:1"])
+        .await
+        .ok();
+    let layer = big.blobs.last().unwrap().clone();
+    let upstream_gets = || reg.count_requests("GET", &format!("/blobs/{layer}"));
+    assert_eq!(upstream_gets(), 1);
+
+    let replica = Sb::shared(&reg.url(), &url, sw.env(0));
+    let cached = |d: &str| {
+        let hex = &d["sha256:".len()..];
+        replica
+            .local()
+            .join("blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .exists()
+    };
+    let pull = |image: &'static str, out: &'static str| {
+        let path = replica.path(out);
+        let args = ["--cache-size", "20M", "pull", image, "-o"];
+        let mut cmd = replica.command(&args);
+        cmd.arg(path);
+        async move { common::cli::Run::from(cmd.output().await.unwrap()).ok() }
+    };
+    pull("big:1", "big").await;
+    assert!(cached(&layer), "a blob larger than the bound alone is kept");
+    pull("multi:1", "multi").await;
+    assert!(
+        !cached(&layer),
+        "the least recently used blob left the cache"
+    );
+    let total: u64 = walk_sizes(&replica.local().join("blobs"));
+    assert!(total <= 20 << 20, "the cache holds {total} bytes");
+    pull("big:1", "big-again").await;
+    assert!(cached(&layer), "fetched again");
+    assert_eq!(upstream_gets(), 1, "from the bucket, not the upstream");
+    let again = layout_blobs(&replica.path("big-again"));
+    assert!(again.contains(&layer));
+}
+
+fn walk_sizes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let meta = e.metadata().unwrap();
+        total += match meta.is_dir() {
+            true => walk_sizes(&e.path()),
+            false => meta.len(),
+        };
+    }
+    total
+}

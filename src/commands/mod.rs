@@ -98,9 +98,9 @@ pub(crate) enum Need {
 impl Need {
     /// How to open the local store for this need; a shared store's cache is always this
     /// process's to write, and made when missing.
-    fn opening(self, cache: bool, contended: Contended) -> Opening {
+    fn opening(self, cache_limit: Option<u64>, contended: Contended) -> Opening {
         let (mode, create) = match self {
-            _ if cache => (Mode::ReadWrite, true),
+            _ if cache_limit.is_some() => (Mode::ReadWrite, true),
             Need::Read => (Mode::Auto, false),
             Need::Write { create } => (Mode::ReadWrite, create),
             Need::Export => (Mode::Auto, true),
@@ -109,6 +109,7 @@ impl Need {
             mode,
             create,
             contended,
+            cache_limit,
         }
     }
 }
@@ -123,8 +124,10 @@ pub(crate) async fn backend(config: &Config, need: Need) -> anyhow::Result<Backe
         Some(location) => Some(connect(location).await?),
         None => None,
     };
-    let cache = shared.is_some();
-    let open = |c: Contended<'_>| Store::open_with(&config.store, need.opening(cache, c));
+    let limit = shared
+        .as_ref()
+        .map(|_| config.cache_size.bytes(&config.store));
+    let open = |c: Contended<'_>| Store::open_with(&config.store, need.opening(limit, c));
     match (open_or_wait(config, open)?, shared) {
         (Opened::Store(cache), Some(shared)) => Ok(Backend::Shared { cache, shared }),
         (Opened::Store(store), None) => Ok(Backend::Local(store)),

@@ -15,7 +15,7 @@ use crate::cli::{ExportFormat, PullArgs};
 use crate::config::Config;
 use crate::export::{self, Sink};
 use crate::reference::Reference;
-use crate::store::{Blobs, Store, TagRecord};
+use crate::store::{Blobs, Hold, Store, TagRecord};
 
 #[derive(Serialize)]
 struct Pulled {
@@ -157,6 +157,8 @@ struct Source {
     pinned_now: bool,
     /// Held while exporting, when this process opened the store.
     _store: Option<Arc<Store>>,
+    /// A bounded cache keeps the exported blobs until the export is done.
+    _hold: Option<Hold>,
 }
 
 /// Pin `r` here, or through the server that holds the store on this machine.
@@ -179,6 +181,7 @@ async fn pin_for_export(config: &Config, r: &Reference, jobs: u16) -> anyhow::Re
                 blobs: Blobs::read_only(&config.store, "held by the server"),
                 pinned_now: !pinned.pin.already_pinned,
                 _store: None,
+                _hold: None,
             })
         }
         here => {
@@ -186,7 +189,9 @@ async fn pin_for_export(config: &Config, r: &Reference, jobs: u16) -> anyhow::Re
             let store = snap.store().clone();
             let bars = progress::for_stderr();
             let outcome = snap.pin(r, bars.as_ref()).await?;
-            // A shared store's blobs come into this cache, where the export reads them.
+            // A shared store's blobs come into this cache, where the export reads them
+            // (kept there until it is done, whatever the cache's bound).
+            let hold = store.blobs().hold(outcome.record.digests().cloned());
             snap.materialize(r, &outcome.record, bars.as_ref()).await?;
             drop(bars);
             Ok(Source {
@@ -194,6 +199,7 @@ async fn pin_for_export(config: &Config, r: &Reference, jobs: u16) -> anyhow::Re
                 blobs: store.blobs().clone(),
                 pinned_now: !outcome.already_pinned,
                 _store: Some(store),
+                _hold: hold,
             })
         }
     }

@@ -37,6 +37,9 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
             mode,
             create: true,
             contended,
+            cache_limit: shared
+                .as_ref()
+                .map(|_| config.cache_size.bytes(&config.store)),
         };
         Store::open_with(&config.store, opening)
     };

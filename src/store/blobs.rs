@@ -9,21 +9,25 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest as _, Sha256};
 
 use super::StoreError;
+use super::lru::{Hold, Lru};
 use crate::reference::Digest;
 
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Blobs {
     root: PathBuf,
     tmp: PathBuf,
     /// Why this process may not write here, when it may not.
     read_only: Option<String>,
+    /// A cache's size bound (see `lru.rs`); None for a store, which never drops blobs.
+    lru: Option<Arc<Lru>>,
 }
 
 impl Blobs {
@@ -32,6 +36,7 @@ impl Blobs {
             root: store.join("blobs").join("sha256"),
             tmp: store.join("tmp"),
             read_only: None,
+            lru: None,
         };
         fs::create_dir_all(&blobs.root).map_err(|e| StoreError::io(&blobs.root, e))?;
         // Nothing in tmp/ is visible to anyone: a crash may leave partial downloads there.
@@ -48,7 +53,25 @@ impl Blobs {
             root: store.join("blobs").join("sha256"),
             tmp: store.join("tmp"),
             read_only: Some(reason.to_string()),
+            lru: None,
         }
+    }
+
+    /// Keep these blobs (a cache's) under `limit` bytes, the least recently used leaving
+    /// first; what is over the limit already goes now.
+    pub(super) fn bounded(mut self, limit: u64) -> Blobs {
+        let lru = Arc::new(Lru::scan(&self.root, limit));
+        for d in lru.excess() {
+            let _ = fs::remove_file(self.path(&d));
+        }
+        self.lru = Some(lru);
+        self
+    }
+
+    /// Keep `digests` while the hold lives (for an export of a bounded cache); None when
+    /// these blobs are not a bounded cache's.
+    pub fn hold(&self, digests: impl IntoIterator<Item = Digest>) -> Option<Hold> {
+        self.lru.as_ref().map(|lru| lru.hold(digests))
     }
 
     fn writable(&self) -> Result<(), StoreError> {
@@ -83,6 +106,9 @@ impl Blobs {
     }
 
     pub fn open_file(&self, digest: &Digest) -> Result<File, StoreError> {
+        if let Some(lru) = &self.lru {
+            lru.touch(digest);
+        }
         let path = self.path(digest);
         File::open(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => StoreError::BlobMissing(digest.clone()),
@@ -129,11 +155,15 @@ impl Blobs {
             file: Some(file),
             tmp,
             dest: self.path(digest),
+            bound: self.lru.clone().map(|lru| (lru, self.root.clone())),
         })
     }
 
     pub fn remove(&self, digest: &Digest) -> Result<(), StoreError> {
         self.writable()?;
+        if let Some(lru) = &self.lru {
+            lru.removed(digest);
+        }
         let path = self.path(digest);
         match fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::io(&path, e)),
@@ -190,6 +220,8 @@ pub struct BlobWriter {
     file: Option<File>,
     tmp: PathBuf,
     dest: PathBuf,
+    /// A cache's bound and its blob root: committing may push the coldest blobs out.
+    bound: Option<(Arc<Lru>, PathBuf)>,
 }
 
 impl BlobWriter {
@@ -251,7 +283,13 @@ impl BlobWriter {
         let dir = self.dest.parent().expect("blob path has a parent");
         fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
         fs::rename(&self.tmp, &self.dest).map_err(|e| StoreError::io(&self.dest, e))?;
-        sync_dir(dir)
+        sync_dir(dir)?;
+        if let Some((lru, root)) = &self.bound {
+            for d in lru.added(&self.digest, self.written) {
+                let _ = fs::remove_file(root.join(&d.hex()[..2]).join(d.hex()));
+            }
+        }
+        Ok(())
     }
 }
 

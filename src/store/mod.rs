@@ -21,6 +21,7 @@ mod handoff;
 mod index;
 mod journal;
 mod lock;
+mod lru;
 mod maint;
 pub mod mapped;
 pub mod records;
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub use blobs::{BlobWriter, Blobs};
+pub use lru::Hold;
 pub use handoff::{ServerInfo, read_server_info, remove_server_info, write_server_info};
 pub use lock::{Contended, Holder};
 pub use maint::{GcReport, VerifyReport};
@@ -139,6 +141,9 @@ pub struct Opening<'a> {
     /// Make `dir` a store when it is not one yet (else: `StoreError::NoStore`).
     pub create: bool,
     pub contended: Contended<'a>,
+    /// A shared store's cache: its blobs are kept under this many bytes (least recently
+    /// used leave first). None for a store, whose blobs only gc removes.
+    pub cache_limit: Option<u64>,
 }
 
 /// A directory is a store once it has a journal (every store opened read-write has one).
@@ -154,6 +159,7 @@ impl Store {
             mode: Mode::ReadWrite,
             create: true,
             contended: Contended::Fail,
+            cache_limit: None,
         };
         Store::open_with(dir, opening)
     }
@@ -185,9 +191,13 @@ impl Store {
             Err(e) => return Err(StoreError::io(&dir.join("lock"), e)),
         };
         let lock = lock::Lock::acquire(dir, file, opening.contended)?;
+        let blobs = match opening.cache_limit {
+            Some(limit) => Blobs::open(dir)?.bounded(limit),
+            None => Blobs::open(dir)?,
+        };
         let store = Store {
             dir: dir.to_path_buf(),
-            blobs: Blobs::open(dir)?,
+            blobs,
             journal: Mutex::new(Journal::open(dir)?),
             index: Index::open(&dir.join("index"))?,
             _lock: Some(lock),
@@ -221,6 +231,7 @@ impl Store {
             mode: Mode::ReadWrite,
             create: false,
             contended,
+            cache_limit: None,
         };
         match Store::open_with(dir, opening(contended)) {
             Err(StoreError::IndexOpen { path, reason }) => {
@@ -401,6 +412,7 @@ mod tests {
             mode,
             create,
             contended: Contended::Fail,
+            cache_limit: None,
         }
     }
 
