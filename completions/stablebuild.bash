@@ -31,6 +31,9 @@ _stablebuild() {
             stablebuild,list)
                 cmd="stablebuild__subcmd__list"
                 ;;
+            stablebuild,migrate)
+                cmd="stablebuild__subcmd__migrate"
+                ;;
             stablebuild,pin)
                 cmd="stablebuild__subcmd__pin"
                 ;;
@@ -58,6 +61,9 @@ _stablebuild() {
             stablebuild__subcmd__help,list)
                 cmd="stablebuild__subcmd__help__subcmd__list"
                 ;;
+            stablebuild__subcmd__help,migrate)
+                cmd="stablebuild__subcmd__help__subcmd__migrate"
+                ;;
             stablebuild__subcmd__help,pin)
                 cmd="stablebuild__subcmd__help__subcmd__pin"
                 ;;
@@ -77,7 +83,7 @@ _stablebuild() {
 
     case "${cmd}" in
         stablebuild)
-            opts="-v -h -V --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help --version pin pull list evict gc verify serve inspect help"
+            opts="-v -h -V --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help --version pin pull list evict gc verify serve inspect migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -207,7 +213,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__help)
-            opts="pin pull list evict gc verify serve inspect help"
+            opts="pin pull list evict gc verify serve inspect migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -277,6 +283,20 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stablebuild__subcmd__help__subcmd__migrate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -395,6 +415,60 @@ _stablebuild() {
                 return 0
             fi
             case "${prev}" in
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stablebuild__subcmd__migrate)
+            opts="-j -v -h --to --jobs --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

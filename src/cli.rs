@@ -119,6 +119,20 @@ pub enum Command {
     /// Show a pinned snapshot as a tree: index, platform manifests, configs and layers (from
     /// the store only)
     Inspect(InspectArgs),
+    /// Copy a local store's pinned tags, verified, into a bucket (resumable; nothing is
+    /// fetched from the upstream)
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The shared store to copy into: s3://BUCKET[/PREFIX] (the AWS_* variables reach it)
+    #[arg(long, value_name = "s3://BUCKET[/PREFIX]")]
+    pub to: String,
+
+    /// Blobs uploaded in parallel
+    #[arg(short, long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
 }
 
 #[derive(Debug, Args)]

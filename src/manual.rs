@@ -100,6 +100,16 @@ fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
                 "stablebuild --store /mnt/snapshots serve --read-only",
             ),
         ],
+        "migrate" => &[
+            (
+                "Move a local store into a bucket, with nothing fetched upstream again.",
+                "stablebuild --store ~/.local/share/stablebuild migrate --to s3://mirror-store/team",
+            ),
+            (
+                "Then use the bucket.",
+                "stablebuild --store s3://mirror-store/team list",
+            ),
+        ],
         "inspect" => &[
             (
                 "The tree of a pinned tag.",
@@ -124,6 +134,9 @@ fn exit_status(command: &str) -> Vec<(&'static str, &'static str)> {
             "A blob is corrupt or missing (each is listed), or the store could not be read."
         }
         "inspect" => "The image is not pinned, or the store could not be read.",
+        "migrate" => {
+            "A tag could not be copied (a conflict with the bucket's record, a local snapshot incomplete, the bucket failing); run it again to resume."
+        }
         "serve" => "The server could not start (the address is taken, the store cannot be opened).",
         _ => "A failure; the message on stderr names the image and the cause.",
     };

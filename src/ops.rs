@@ -4,6 +4,7 @@
 //! Must not touch: the terminal.
 
 mod inspect;
+pub mod migrate;
 pub mod shared;
 
 pub use inspect::{Inspection, Node, inspect};

@@ -295,3 +295,75 @@ fn walk_sizes(dir: &std::path::Path) -> u64 {
     }
     total
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_copies_a_local_store_into_a_bucket_without_the_upstream_and_resumes() {
+    let mut reg = Registry::start().await;
+    let multi = fixtures::push_multi(&reg.url(), 0).await;
+    fixtures::push_single(&reg.url()).await;
+    let local = Sb::new(&reg.url());
+    local.run(&["pin", "multi:1", "single:1"]).await.ok();
+    reg.stop().await;
+    let sw = Seaweed::mini().await;
+    let url = store_url(&sw, "migrated");
+    let migrate = || {
+        let mut cmd = local.command(&["--json", "migrate", "--to", &url]);
+        cmd.envs(sw.env(0));
+        async move {
+            common::cli::Run::from(cmd.output().await.unwrap())
+                .ok()
+                .json()
+        }
+    };
+    let first = migrate().await;
+    assert_eq!(first[0]["reference"], "docker.io/library/multi:1");
+    assert!(
+        first
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["state"] == "copied"),
+        "{first}"
+    );
+    let uploaded: u64 = first
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["uploaded_objects"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        uploaded as usize,
+        1 + multi.manifests.len() + multi.blobs.len() + 3,
+        "{first}"
+    );
+    let again = migrate().await;
+    assert!(
+        again
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["state"] == "already there" && m["uploaded_objects"] == 0),
+        "{again}"
+    );
+
+    let laptop = Sb::shared(&reg.url(), &url, sw.env(0));
+    let listed = laptop.run(&["--json", "list"]).await.ok().json();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let layout = laptop.path("layout");
+    laptop
+        .run(&["pull", "multi:1", "-o", layout.to_str().unwrap()])
+        .await
+        .ok();
+    let exported = layout_blobs(&layout);
+    for d in multi.manifests.iter().chain(&multi.blobs) {
+        assert!(exported.contains(d), "{d}");
+    }
+    assert!(
+        laptop
+            .run(&["verify"])
+            .await
+            .ok()
+            .stdout
+            .contains("0 corrupt, 0 missing")
+    );
+}

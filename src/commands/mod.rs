@@ -6,6 +6,7 @@ mod evict;
 mod gc;
 mod inspect;
 mod list;
+mod migrate;
 mod pin;
 mod progress;
 mod pull;
@@ -44,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify::run(&config, args).await,
         Command::Serve(args) => serve::run(&config, args).await,
         Command::Inspect(args) => inspect::run(&config, args).await,
+        Command::Migrate(args) => migrate::run(&config, args).await,
     }
 }
 

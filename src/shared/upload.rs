@@ -84,6 +84,19 @@ impl Shared {
         Ok(total)
     }
 
+    /// Upload a blob whose bytes are all at hand (a local file, mapped), in part-sized
+    /// slices: verified, like `upload_blob`.
+    pub async fn upload_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<u64, SharedError> {
+        let slices = (0..bytes.len())
+            .step_by(PART)
+            .map(move |at| Ok(bytes.slice(at..(at + PART).min(bytes.len()))));
+        self.upload_blob(
+            digest,
+            futures_util::stream::iter(slices.collect::<Vec<_>>()),
+        )
+        .await
+    }
+
     async fn put_whole(&self, digest: &Digest, part: Part) -> Result<(), SharedError> {
         let path = key_path(&self.keys.blob(digest));
         self.s3

@@ -165,9 +165,7 @@ async fn one(
 
 /// Send a blob the local store has to the bucket.
 async fn upload_local(s: &Snapshotter, d: &Digest) -> Result<(), Failure> {
-    let bytes = s.store().blobs().map(d).map_err(Failure::Store)?;
-    let body = stream::iter(std::iter::once(Ok(bytes)));
-    Ok(s.tier().upload(d, body).await?)
+    Ok(s.tier().upload_local(s.store(), d).await?)
 }
 
 enum Chunk {

@@ -246,17 +246,13 @@ impl Tier {
         }
     }
 
-    /// Send a blob to the bucket from `body` (verified on the way: the object appears only
-    /// with the right bytes). Nothing to do for the local tier.
-    pub async fn upload(
-        &self,
-        digest: &Digest,
-        body: impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>>,
-    ) -> Result<(), TierError> {
+    /// Send a blob the local store holds to the bucket (verified on the way).
+    pub async fn upload_local(&self, store: &Store, digest: &Digest) -> Result<(), TierError> {
         let Tier::Bucket { shared, .. } = self else {
             return Ok(());
         };
-        shared.upload_blob(digest, body).await?;
+        let bytes = store.blobs().map(digest)?;
+        shared.upload_bytes(digest, bytes).await?;
         self.note_present(digest);
         Ok(())
     }

@@ -202,9 +202,16 @@ mod tests {
         let lru = Arc::new(Lru::scan(dir.path(), 100));
         lru.added(&d(1), 60);
         let hold = lru.hold([d(1)]);
-        assert!(lru.added(&d(2), 60).is_empty(), "1 is held, 2 is new: both stay");
+        assert!(
+            lru.added(&d(2), 60).is_empty(),
+            "1 is held, 2 is new: both stay"
+        );
         drop(hold);
-        assert_eq!(lru.added(&d(3), 10), vec![d(1)], "down to 90 bytes: 1 is free to go");
+        assert_eq!(
+            lru.added(&d(3), 10),
+            vec![d(1)],
+            "down to 90 bytes: 1 is free to go"
+        );
     }
 
     #[test]

@@ -30,9 +30,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub use blobs::{BlobWriter, Blobs};
-pub use lru::Hold;
 pub use handoff::{ServerInfo, read_server_info, remove_server_info, write_server_info};
 pub use lock::{Contended, Holder};
+pub use lru::Hold;
 pub use maint::{GcReport, VerifyReport};
 pub use records::{BlobInfo, ManifestInfo, ManifestMeta, Pending, TagRecord};
 
