@@ -63,13 +63,14 @@ async fn pull_amd64(base: &str, repo: &str) -> Vec<(String, Vec<u8>)> {
             resp.bytes().await.unwrap().to_vec()
         }
     };
-    let index = get(format!("/v2/{repo}/manifests/1")).await;
-    let index: serde_json::Value = serde_json::from_slice(&index).unwrap();
-    let amd64 = index["manifests"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let manifest_path = format!("/v2/{repo}/manifests/{amd64}");
+    let root = get(format!("/v2/{repo}/manifests/1")).await;
+    let index: serde_json::Value = serde_json::from_slice(&root).unwrap();
+    // An index names the platform's manifest; a single manifest is the image itself.
+    let image = match index["manifests"][0]["digest"].as_str() {
+        Some(amd64) => amd64.to_string(),
+        None => fixtures::sha256_digest(&root),
+    };
+    let manifest_path = format!("/v2/{repo}/manifests/{image}");
     let manifest = get(manifest_path.clone()).await;
     let parsed: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
     let mut out = vec![(manifest_path, manifest)];
@@ -213,4 +214,116 @@ async fn with_the_bucket_down_cached_tags_are_served_and_others_get_503() {
             "{message}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redirect_skopeo_reads_blobs_from_the_bucket_through_presigned_urls() {
+    let reg = Registry::start().await;
+    let single = fixtures::push_single(&reg.url()).await;
+    let sw = Seaweed::mini().await;
+    let url = format!("s3://{}/redirect", sw.bucket());
+    Sb::shared(&reg.url(), &url, sw.env(0))
+        .run(&["pin", "single:1"])
+        .await
+        .ok();
+    let replica = Sb::shared(&reg.url(), &url, sw.env(0));
+    let srv = Server::start(&replica, &["--redirect"]).await;
+    let layer = single.blobs.last().unwrap();
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/v2/library/single/blobs/{layer}", srv.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 307);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with(&sw.endpoint(0)) && location.contains("X-Amz-Signature"),
+        "{location}"
+    );
+
+    let policy = common::tools::policy(&replica.path(""));
+    let dest = format!("oci:{}:1", replica.path("layout").display());
+    let src = format!("docker://{}/library/single:1", srv.addr);
+    common::tools::skopeo(&[
+        "--policy",
+        &policy,
+        "copy",
+        "--src-tls-verify=false",
+        &src,
+        &dest,
+    ])
+    .await;
+    let blob = replica
+        .path("layout")
+        .join("blobs/sha256")
+        .join(&layer["sha256:".len()..]);
+    assert_eq!(
+        fixtures::sha256_digest(&std::fs::read(blob).unwrap()),
+        *layer
+    );
+    assert!(
+        srv.log()
+            .contains(&format!("GET /v2/library/single/blobs/{layer} 307")),
+        "{}",
+        srv.log()
+    );
+    assert_eq!(
+        srv.metric("stablebuild_sendfile_bytes_total").await,
+        0,
+        "no blob bytes went through the replica"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_mid_pull_through_leaves_nothing_wrong_and_another_completes_it() {
+    let reg = Registry::start().await;
+    let big = fixtures::push_big(&reg.url(), 40 << 20).await;
+    let sw = Seaweed::distributed(2).await;
+    let mut reps = replicas(&reg, &sw, "killed", 2).await;
+    let (_doomed_sb, doomed) = reps.remove(0); // the Sb owns the cache dir: keep it
+    let layer = big.blobs.last().unwrap().clone();
+    let url = format!("{}/v2/library/big/blobs/{layer}", doomed.url());
+    let first = tag_digest(&doomed, "library/big").await;
+    assert_eq!(first, (200, big.digest.clone()), "{}", doomed.log());
+    let reader = tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status()) });
+    let mut open = Vec::new();
+    for _ in 0..500 {
+        open = sw.list("killed/uploads/").await;
+        if !open.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!open.is_empty(), "the layer's upload had started");
+    doomed.kill().await;
+    let _ = reader.await;
+    assert!(
+        sw.list("killed/records/").await.is_empty(),
+        "no record for the killed pin"
+    );
+
+    let (sb, other) = &reps[0];
+    check(&pull_amd64(&other.url(), "library/big").await);
+    other.wait_pinned(sb, "big:1").await;
+    let (status, bytes) = sw
+        .get(&format!(
+            "killed/blobs/sha256/{}",
+            &layer["sha256:".len()..]
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        fixtures::sha256_digest(&bytes),
+        layer,
+        "the bucket's layer is whole"
+    );
+    let verify = sb.run(&["verify"]).await.ok();
+    assert!(
+        verify.stdout.contains("0 corrupt, 0 missing"),
+        "{}",
+        verify.stdout
+    );
 }
