@@ -4,6 +4,7 @@
 //! (pull) → `upstream` (registries) and `store` (the only code touching the store dir) →
 //! `manifest`, `reference`, `dockerfile`, `reflist` and `platform` (pure parsing).
 
+pub mod causes;
 pub mod cli;
 pub mod commands;
 pub mod config;

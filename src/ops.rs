@@ -117,21 +117,36 @@ pub struct ListEntry {
 
 /// Pinned references (and interrupted pins), sorted, those containing `filter` only.
 pub fn list(store: &Store, filter: Option<&str>) -> Result<Vec<ListEntry>, StoreError> {
-    let mut out = Vec::new();
-    for r in store.tags()? {
-        let missing = store.missing(&r).len();
-        out.push(ListEntry {
-            image: r.key.clone(),
-            digest: r.digest.to_string(),
-            media_type: r.media_type.clone(),
-            platforms: r.platforms.clone(),
-            size: r.size,
-            pinned_at: Some(timestamp(r.pinned_at)),
-            complete: missing == 0,
-            missing_blobs: missing,
-        });
-    }
-    for p in store.pendings()? {
+    let records = store.tags()?;
+    let missing = |r: &TagRecord| store.missing(r).len();
+    Ok(list_entries(records, store.pendings()?, missing, filter))
+}
+
+/// The list lines of `records` (with `missing` blobs each) and of the `pendings` that have
+/// no record (interrupted pins), sorted, those containing `filter` only.
+fn list_entries(
+    records: Vec<TagRecord>,
+    pendings: Vec<crate::store::Pending>,
+    missing: impl Fn(&TagRecord) -> usize,
+    filter: Option<&str>,
+) -> Vec<ListEntry> {
+    let mut out: Vec<ListEntry> = records
+        .into_iter()
+        .map(|r| {
+            let missing = missing(&r);
+            ListEntry {
+                image: r.key,
+                digest: r.digest.to_string(),
+                media_type: r.media_type,
+                platforms: r.platforms,
+                size: r.size,
+                pinned_at: Some(timestamp(r.pinned_at)),
+                complete: missing == 0,
+                missing_blobs: missing,
+            }
+        })
+        .collect();
+    for p in pendings {
         if out.iter().any(|e| e.image == p.key) {
             continue;
         }
@@ -148,7 +163,7 @@ pub fn list(store: &Store, filter: Option<&str>) -> Result<Vec<ListEntry>, Store
     }
     out.retain(|e| filter.is_none_or(|f| e.image.contains(f)));
     out.sort_by(|a, b| a.image.cmp(&b.image));
-    Ok(out)
+    out
 }
 
 /// One evicted (or not pinned) reference.

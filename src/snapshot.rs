@@ -110,6 +110,18 @@ pub struct Snapshotter {
     pulls: through::Pulls,
 }
 
+/// Recorded blobs as blobs to fetch by digest.
+fn wanted<'a>(blobs: impl Iterator<Item = &'a BlobInfo>) -> Vec<manifest::Blob> {
+    blobs
+        .map(|b| manifest::Blob {
+            digest: b.digest.clone(),
+            media_type: String::new(),
+            size: Some(b.size),
+            foreign: false,
+        })
+        .collect()
+}
+
 /// A root manifest's record entry.
 fn root_info(digest: Digest, media_type: String, size: usize) -> ManifestInfo {
     ManifestInfo {
@@ -233,15 +245,7 @@ impl Snapshotter {
                 .writable()
                 .map_err(|e| SnapshotError::tier(r, e.into()))?;
         }
-        let blobs: Vec<_> = missing
-            .iter()
-            .map(|b| manifest::Blob {
-                digest: b.digest.clone(),
-                media_type: String::new(),
-                size: Some(b.size),
-                foreign: false,
-            })
-            .collect();
+        let blobs = wanted(missing.into_iter());
         fetch::blobs(self, r, &blobs, fetch::Want::InStore, progress).await?;
         Ok(PinOutcome {
             reference: r.to_string(),
@@ -276,16 +280,7 @@ impl Snapshotter {
         progress: &dyn Progress,
     ) -> Result<(), SnapshotError> {
         let _guard = self.in_flight.read().await;
-        let blobs: Vec<_> = record
-            .blobs
-            .iter()
-            .map(|b| manifest::Blob {
-                digest: b.digest.clone(),
-                media_type: String::new(),
-                size: Some(b.size),
-                foreign: false,
-            })
-            .collect();
+        let blobs = wanted(record.blobs.iter());
         fetch::blobs(self, r, &blobs, fetch::Want::Local, progress).await
     }
 

@@ -622,19 +622,7 @@ fn truncate(s: &str, n: usize) -> String {
 /// (the messages that use this name the URL themselves).
 fn reqwest_reason(e: &reqwest::Error) -> String {
     match (e.url(), std::error::Error::source(e)) {
-        (Some(_), Some(cause)) => error_chain(cause),
-        _ => error_chain(e),
+        (Some(_), Some(cause)) => crate::causes::chain(cause),
+        _ => crate::causes::chain(e),
     }
-}
-
-/// An error with its causes: reqwest's own message alone says little.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use futures_util::{StreamExt, TryStreamExt};
 use sha2::{Digest as _, Sha256};
 
-use super::{ListEntry, VerifyOutcome, timestamp};
+use super::{ListEntry, VerifyOutcome};
 use crate::manifest::{self, Parsed};
 use crate::reference::Digest;
 use crate::shared::{Shared, SharedError};
@@ -26,39 +26,9 @@ use crate::store::{GcReport, VerifyReport};
 const HASH_CONCURRENCY: usize = 4;
 
 pub async fn list(shared: &Shared, filter: Option<&str>) -> Result<Vec<ListEntry>, SharedError> {
-    let mut out: Vec<ListEntry> = shared
-        .records()
-        .await?
-        .into_iter()
-        .map(|r| ListEntry {
-            image: r.key.clone(),
-            digest: r.digest.to_string(),
-            media_type: r.media_type.clone(),
-            platforms: r.platforms.clone(),
-            size: r.size,
-            pinned_at: Some(timestamp(r.pinned_at)),
-            complete: true,
-            missing_blobs: 0,
-        })
-        .collect();
-    for p in shared.pendings().await? {
-        if out.iter().any(|e| e.image == p.key) {
-            continue;
-        }
-        out.push(ListEntry {
-            image: p.key,
-            digest: p.digest.to_string(),
-            media_type: p.media_type,
-            platforms: Vec::new(),
-            size: 0,
-            pinned_at: None,
-            complete: false,
-            missing_blobs: 0,
-        });
-    }
-    out.retain(|e| filter.is_none_or(|f| e.image.contains(f)));
-    out.sort_by(|a, b| a.image.cmp(&b.image));
-    Ok(out)
+    let (records, pendings) = (shared.records().await?, shared.pendings().await?);
+    // A record in the bucket is complete: it is written only after what it reaches.
+    Ok(super::list_entries(records, pendings, |_| 0, filter))
 }
 
 /// Every digest a record or a pending pin reaches.

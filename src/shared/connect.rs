@@ -118,7 +118,7 @@ pub(super) struct ErrorMapper {
 
 impl ErrorMapper {
     pub fn map(&self, e: object_store::Error) -> SharedError {
-        let chain = chain(&e);
+        let chain = crate::causes::chain(&e);
         if let Some(code) = xml_tag(&chain, "Code") {
             let message = xml_tag(&chain, "Message").unwrap_or_default();
             return self.s3(code, message);
@@ -133,7 +133,7 @@ impl ErrorMapper {
             }
             _ => SharedError::Unreachable {
                 endpoint: self.endpoint.clone(),
-                reason: last_cause(&e),
+                reason: crate::causes::innermost(&e),
             },
         }
     }
@@ -146,28 +146,6 @@ impl ErrorMapper {
             message,
         }
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
-/// The innermost cause: what actually went wrong ("Connection refused (os error 111)").
-fn last_cause(e: &dyn std::error::Error) -> String {
-    let mut last = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        last = s.to_string();
-        source = s.source();
-    }
-    last
 }
 
 fn xml_tag(text: &str, tag: &str) -> Option<String> {

@@ -20,7 +20,8 @@ use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3;
 use object_store::path::Path;
 use object_store::{
-    Attribute, Attributes, GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    Attribute, Attributes, GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode,
+    PutOptions, PutPayload,
 };
 use serde::{Deserialize, Serialize};
 
@@ -320,14 +321,9 @@ impl Shared {
 
     /// Every blob object, with its size and age.
     pub async fn blobs(&self) -> Result<Vec<BlobObject>, SharedError> {
-        let prefix = key_path(&self.keys.blobs());
-        let metas: Vec<_> = self
-            .s3
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| self.error(e))?;
-        Ok(metas
+        Ok(self
+            .list_objects(&self.keys.blobs())
+            .await?
             .into_iter()
             .filter_map(|m| {
                 Some(BlobObject {
@@ -408,15 +404,19 @@ impl Shared {
     }
 
     /// Every key under a prefix, with its ETag.
-    async fn list_keys(&self, prefix: &str) -> Result<Vec<(String, String)>, SharedError> {
-        let prefix = key_path(prefix);
-        let metas: Vec<_> = self
-            .s3
-            .list(Some(&prefix))
+    /// Every object under `prefix` (a key prefix as [`keys`] spells it).
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<ObjectMeta>, SharedError> {
+        self.s3
+            .list(Some(&key_path(prefix)))
             .try_collect()
             .await
-            .map_err(|e| self.error(e))?;
-        Ok(metas
+            .map_err(|e| self.error(e))
+    }
+
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<(String, String)>, SharedError> {
+        Ok(self
+            .list_objects(prefix)
+            .await?
             .into_iter()
             .map(|m| (m.location.to_string(), m.e_tag.unwrap_or_default()))
             .collect())
