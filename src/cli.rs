@@ -122,6 +122,15 @@ pub enum Command {
     /// Copy a local store's pinned tags, verified, into a bucket (resumable; nothing is
     /// fetched from the upstream)
     Migrate(MigrateArgs),
+    /// Every pin and evict the store has seen, oldest first, with time, digest and origin
+    History(HistoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only references containing this text
+    #[arg(value_name = "FILTER")]
+    pub filter: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -120,6 +120,16 @@ fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
                 "stablebuild --json inspect ubuntu:22.04 | jq -r '.. | objects | select(.kind == \"layer\") | .digest'",
             ),
         ],
+        "history" => &[
+            (
+                "Who pinned and evicted ubuntu tags, and when.",
+                "stablebuild history ubuntu",
+            ),
+            (
+                "Every pin made by pull-through, with jq.",
+                "stablebuild --json history | jq -r '.[] | select(.origin.by == \"pull-through\") | .reference'",
+            ),
+        ],
         _ => &[],
     }
 }
@@ -131,7 +141,7 @@ fn exit_status(command: &str) -> Vec<(&'static str, &'static str)> {
             "At least one image could not be pinned; every image is still tried and each failure is named on stderr."
         }
         "verify" => {
-            "A blob is corrupt or missing (each is listed), or the store could not be read."
+            "A blob is corrupt or missing (each is listed), the journal's hash chain is broken (the first line that no longer matches is named), or the store could not be read."
         }
         "inspect" => "The image is not pinned, or the store could not be read.",
         "migrate" => {

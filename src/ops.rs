@@ -1,19 +1,21 @@
-//! The operations behind `pin`, `list`, `evict`, `gc`, `verify` and `inspect`, as data: the commands
+//! The operations behind `pin`, `list`, `evict`, `gc`, `verify`, `inspect` and `history`, as data: the commands
 //! print these results, and a running server answers its admin API with the same ones, so
 //! the output is the same whichever process holds the store.
 //! Must not touch: the terminal.
 
+mod history;
 mod inspect;
 pub mod migrate;
 pub mod shared;
 
+pub use history::{HistoryEntry, history, history_in, shared_history};
 pub use inspect::{Inspection, Node, inspect};
 
 use serde::{Deserialize, Serialize};
 
 use crate::reference::Reference;
 use crate::snapshot::{PinOutcome, Progress, Snapshotter, TierError};
-use crate::store::{GcReport, Store, StoreError, TagRecord, VerifyReport};
+use crate::store::{ChainBreak, GcReport, Origin, Store, StoreError, TagRecord, VerifyReport};
 
 /// One pinned image.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,10 +89,15 @@ impl PinReport {
 }
 
 /// Pin each reference in turn; one failure does not stop the others.
-pub async fn pin_all(snap: &Snapshotter, refs: &[Reference], progress: &dyn Progress) -> PinReport {
+pub async fn pin_all(
+    snap: &Snapshotter,
+    refs: &[Reference],
+    origin: &Origin,
+    progress: &dyn Progress,
+) -> PinReport {
     let mut report = PinReport::default();
     for r in refs {
-        let result = match snap.pin(r, progress).await {
+        let result = match snap.pin(r, origin, progress).await {
             Ok(outcome) => PinResult::Pinned(PinLine::from(&outcome)),
             Err(e) => PinResult::Failed(PinFailure {
                 reference: r.to_string(),
@@ -176,10 +183,14 @@ pub struct Evicted {
 
 /// Evict each reference from the store of record (a shared store's bucket and this cache,
 /// or the local store).
-pub async fn evict(snap: &Snapshotter, refs: &[Reference]) -> Result<Vec<Evicted>, TierError> {
+pub async fn evict(
+    snap: &Snapshotter,
+    refs: &[Reference],
+    origin: &Origin,
+) -> Result<Vec<Evicted>, TierError> {
     let mut out = Vec::new();
     for r in refs {
-        let old = snap.tier().evict(snap.store(), &r.key()).await?;
+        let old = snap.tier().evict(snap.store(), &r.key(), origin).await?;
         out.push(Evicted {
             reference: r.key(),
             digest: old.map(|o| o.digest.to_string()),
@@ -199,6 +210,16 @@ pub struct VerifyOutcome {
     pub rebuilt: Option<usize>,
     #[serde(flatten)]
     pub report: VerifyReport,
+    /// Where the journal's hash chain is broken (a local store's journal only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_break: Option<ChainBreak>,
+}
+
+impl VerifyOutcome {
+    /// No corrupt or missing blob and an unbroken journal.
+    pub fn is_clean(&self) -> bool {
+        self.report.is_clean() && self.journal_break.is_none()
+    }
 }
 
 /// `verify` on an open store (with no pin in flight when run by a server).
@@ -211,6 +232,7 @@ pub fn verify(store: &Store, repair: bool) -> Result<VerifyOutcome, StoreError> 
     Ok(VerifyOutcome {
         rebuilt,
         report: store.verify(repair)?,
+        journal_break: store.journal_break()?,
     })
 }
 

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use crate::events::{self, Event};
 use crate::snapshot::Progress;
 
-use crate::ops::{Evicted, Inspection, ListEntry, PinReport, PinnedRecord, VerifyOutcome};
+use crate::ops::{
+    Evicted, HistoryEntry, Inspection, ListEntry, PinReport, PinnedRecord, VerifyOutcome,
+};
 use crate::store::GcReport;
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,10 @@ impl Remote {
 
     pub async fn list(&self, filter: Option<&str>) -> Result<Vec<ListEntry>, RemoteError> {
         self.call("list", json!({ "filter": filter })).await
+    }
+
+    pub async fn history(&self, filter: Option<&str>) -> Result<Vec<HistoryEntry>, RemoteError> {
+        self.call("history", json!({ "filter": filter })).await
     }
 
     pub async fn evict(&self, images: &[String]) -> Result<Vec<Evicted>, RemoteError> {

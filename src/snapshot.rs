@@ -28,7 +28,7 @@ use tokio::sync::RwLock;
 use crate::manifest::{self, ManifestError, Parsed};
 use crate::reference::{Digest, Reference};
 use crate::store::records::now;
-use crate::store::{BlobInfo, ManifestInfo, Pending, Store, StoreError, TagRecord};
+use crate::store::{BlobInfo, ManifestInfo, Origin, Pending, Store, StoreError, TagRecord};
 use crate::upstream::{UpstreamError, Upstreams};
 
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +177,7 @@ impl Snapshotter {
     pub async fn pin(
         &self,
         r: &Reference,
+        origin: &Origin,
         progress: &dyn Progress,
     ) -> Result<PinOutcome, SnapshotError> {
         let _guard = self.in_flight.read().await;
@@ -199,7 +200,7 @@ impl Snapshotter {
         let walked = self.walk(r, &root).await?;
         progress.manifests_stored(&root.digest);
         self.fetch_blobs(r, &walked, progress).await?;
-        let record = self.record(r, &root, walked).await;
+        let record = self.record(r, &root, walked, origin).await;
         let record = self
             .tier
             .publish(&self.store, record)
@@ -447,7 +448,13 @@ impl Snapshotter {
     }
 
     /// The tag record for a complete walk.
-    async fn record(&self, r: &Reference, root: &ManifestInfo, walked: Vec<Walked>) -> TagRecord {
+    async fn record(
+        &self,
+        r: &Reference,
+        root: &ManifestInfo,
+        walked: Vec<Walked>,
+        origin: &Origin,
+    ) -> TagRecord {
         let mut blobs: BTreeMap<Digest, u64> = BTreeMap::new();
         let mut platforms = Vec::new();
         let mut manifests = Vec::new();
@@ -484,6 +491,7 @@ impl Snapshotter {
                 .collect(),
             size,
             pinned_at: now(),
+            origin: Some(origin.clone()),
         }
     }
 

@@ -14,7 +14,7 @@ pub async fn run(config: &Config, args: EvictArgs) -> anyhow::Result<ExitCode> {
     let refs = parse_refs(&args.images)?;
     let out = match backend(config, Need::Write { create: false }).await? {
         Backend::Remote(remote) => remote.evict(&args.images).await?,
-        here => ops::evict(&here.snapshotter(config, 1)?, &refs).await?,
+        here => ops::evict(&here.snapshotter(config, 1)?, &refs, &super::cli_origin()).await?,
     };
     if config.json {
         print_json(&out);

@@ -4,9 +4,11 @@
 
 mod evict;
 mod gc;
+mod history;
 mod inspect;
 mod list;
 mod migrate;
+mod origin;
 mod pin;
 mod progress;
 mod pull;
@@ -29,6 +31,8 @@ use crate::store::{
 };
 use crate::upstream::{RetryPolicy, Upstreams};
 
+pub(crate) use origin::cli_origin;
+
 /// A mistake in how the command was called: exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -46,6 +50,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&config, args).await,
         Command::Inspect(args) => inspect::run(&config, args).await,
         Command::Migrate(args) => migrate::run(&config, args).await,
+        Command::History(args) => history::run(&config, args).await,
     }
 }
 

@@ -32,7 +32,7 @@ pub async fn run(config: &Config, args: PinArgs) -> anyhow::Result<ExitCode> {
         Backend::Remote(remote) => remote.pin(&items, bars.as_ref()).await?,
         here => {
             let snap = here.snapshotter(config, args.jobs)?;
-            ops::pin_all(&snap, &refs, bars.as_ref()).await
+            ops::pin_all(&snap, &refs, &super::cli_origin(), bars.as_ref()).await
         }
     };
     drop(bars);

@@ -188,7 +188,7 @@ async fn pin_for_export(config: &Config, r: &Reference, jobs: u16) -> anyhow::Re
             let snap = here.snapshotter(config, jobs)?;
             let store = snap.store().clone();
             let bars = progress::for_stderr();
-            let outcome = snap.pin(r, bars.as_ref()).await?;
+            let outcome = snap.pin(r, &super::cli_origin(), bars.as_ref()).await?;
             // A shared store's blobs come into this cache, where the export reads them
             // (kept there until it is done, whatever the cache's bound).
             let hold = store.blobs().hold(outcome.record.digests().cloned());

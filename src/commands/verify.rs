@@ -31,7 +31,7 @@ pub async fn run(config: &Config, args: VerifyArgs) -> anyhow::Result<ExitCode> 
     } else {
         print(&outcome, args.repair);
     }
-    Ok(if outcome.report.is_clean() {
+    Ok(if outcome.is_clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -73,5 +73,11 @@ fn print(outcome: &VerifyOutcome, repair: bool) {
     );
     if !report.missing.is_empty() {
         println!("run `stablebuild pin` on the references above to fetch the missing blobs again");
+    }
+    if let Some(b) = &outcome.journal_break {
+        println!(
+            "journal broken at line {}: {} (the history was changed after it was written)",
+            b.line, b.reason
+        );
     }
 }

@@ -119,6 +119,7 @@ async fn one(
                 key: record.key.clone(),
                 digest: record.digest.clone(),
                 at: now(),
+                origin: record.origin.clone(),
             };
             shared.journal(&entry).await?;
             done.state = "copied".into();

@@ -118,6 +118,8 @@ pub async fn verify(shared: &Shared, repair: bool) -> Result<VerifyOutcome, Shar
     Ok(VerifyOutcome {
         rebuilt: None,
         report,
+        // The bucket's journal objects are create-only, not chained (see DESIGN notes).
+        journal_break: None,
     })
 }
 

@@ -4,10 +4,11 @@
 //! cannot pin, evict or gc. Bodies are the same `ops` results the commands print.
 //! Must not touch: anything the `ops` module does not already do.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -15,10 +16,12 @@ use tokio::sync::mpsc;
 
 use super::AppState;
 use super::errors::RegistryError;
+use super::sendfile::Peer;
 use crate::events::{self, Event};
 use crate::ops;
 use crate::reference::Reference;
 use crate::snapshot::{Progress, Quiet};
+use crate::store::Origin;
 
 #[derive(Deserialize)]
 pub struct Images {
@@ -77,14 +80,26 @@ fn parse(images: &[String]) -> Result<Vec<Reference>, RegistryError> {
         .collect()
 }
 
-pub async fn pin(State(s): State<Arc<AppState>>, h: HeaderMap, Json(b): Json<Images>) -> Response {
+/// Who a request of the admin API comes from.
+fn origin(peer: SocketAddr) -> Origin {
+    Origin::Admin {
+        remote: peer.to_string(),
+    }
+}
+
+pub async fn pin(
+    State(s): State<Arc<AppState>>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    h: HeaderMap,
+    Json(b): Json<Images>,
+) -> Response {
     let refs = match authorize(&s, &h).and_then(|_| parse(&b.images)) {
         Ok(refs) => refs,
         Err(e) => return e.into_response(),
     };
     let snap = s.snap.clone();
     detached(b.progress, move |progress| async move {
-        Ok(ops::pin_all(&snap, &refs, progress.as_ref()).await)
+        Ok(ops::pin_all(&snap, &refs, &origin(peer), progress.as_ref()).await)
     })
     .await
 }
@@ -93,6 +108,7 @@ pub async fn pin(State(s): State<Arc<AppState>>, h: HeaderMap, Json(b): Json<Ima
 /// `pull` can export it from the store's files.
 pub async fn record(
     State(s): State<Arc<AppState>>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     h: HeaderMap,
     Json(b): Json<Image>,
 ) -> Response {
@@ -102,7 +118,10 @@ pub async fn record(
     };
     let snap = s.snap.clone();
     detached(b.progress, move |progress| async move {
-        let outcome = snap.pin(&r, progress.as_ref()).await.map_err(Arc::new)?;
+        let outcome = snap
+            .pin(&r, &origin(peer), progress.as_ref())
+            .await
+            .map_err(Arc::new)?;
         // The caller exports from this store's files: a shared store's blobs come here.
         snap.materialize(&r, &outcome.record, progress.as_ref())
             .await
@@ -177,15 +196,30 @@ pub async fn list(State(s): State<Arc<AppState>>, h: HeaderMap, Json(b): Json<Fi
     run.await.into_response()
 }
 
+pub async fn history(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Json(b): Json<Filter>,
+) -> Response {
+    let run = async {
+        authorize(&s, &h)?;
+        let entries = ops::history_in(&s.snap, b.filter.as_deref()).await?;
+        Ok::<_, RegistryError>(Json(entries))
+    };
+    run.await.into_response()
+}
+
 pub async fn evict(
     State(s): State<Arc<AppState>>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     h: HeaderMap,
     Json(b): Json<Images>,
 ) -> Response {
     let run = async {
         authorize(&s, &h)?;
         let refs = parse(&b.images)?;
-        Ok::<_, RegistryError>(Json(ops::evict(&s.snap, &refs).await?))
+        let evicted = ops::evict(&s.snap, &refs, &origin(peer)).await?;
+        Ok::<_, RegistryError>(Json(evicted))
     };
     run.await.into_response()
 }

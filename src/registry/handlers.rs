@@ -1,9 +1,10 @@
 //! Request handlers: thin glue between the routes, the store and the snapshotter.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
@@ -11,9 +12,10 @@ use super::AppState;
 use super::errors::RegistryError;
 use super::listing;
 use super::paths::{self, Route};
+use super::sendfile::Peer;
 use crate::reference::{Digest, Reference};
 use crate::snapshot::{BlobSource, Tee};
-use crate::store::StoreError;
+use crate::store::{Origin, StoreError};
 
 /// Says whether the store already had what was served.
 pub const CACHE_HEADER: &str = "x-stablebuild-cache";
@@ -23,11 +25,16 @@ type Result<T> = std::result::Result<T, RegistryError>;
 
 pub async fn dispatch(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let mut resp = match route(&state, &method, &uri, &headers).await {
+    let client = Client {
+        peer,
+        headers: &headers,
+    };
+    let mut resp = match route(&state, &method, &uri, &client).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     };
@@ -37,12 +44,32 @@ pub async fn dispatch(
     resp
 }
 
+/// Who sent a request: for the history of what its pulls pin.
+struct Client<'a> {
+    peer: SocketAddr,
+    headers: &'a HeaderMap,
+}
+
+impl Client<'_> {
+    fn origin(&self) -> Origin {
+        let agent = self.headers.get(header::USER_AGENT);
+        Origin::PullThrough {
+            client: self.peer.to_string(),
+            user_agent: agent
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_string(),
+        }
+    }
+}
+
 async fn route(
     state: &Arc<AppState>,
     method: &Method,
     uri: &Uri,
-    headers: &HeaderMap,
+    client: &Client<'_>,
 ) -> Result<Response> {
+    let headers = client.headers;
     let route = paths::route(uri.path())?;
     if *method != Method::GET && *method != Method::HEAD {
         return Err(RegistryError::Unsupported(format!(
@@ -61,7 +88,7 @@ async fn route(
         Route::Manifest { name, reference } => {
             let (registry, repo) = paths::resolve(&name, ns.as_deref(), &state.allowed)?;
             let r = paths::manifest_reference(&registry, &repo, &reference)?;
-            manifest(state, r, head).await
+            manifest(state, r, head, client).await
         }
         Route::Blob { name, digest } => {
             let (registry, repo) = paths::resolve(&name, ns.as_deref(), &state.allowed)?;
@@ -88,7 +115,12 @@ fn query_param(uri: &Uri, key: &str) -> Option<String> {
 
 /// A manifest by tag or digest: from the store, or on a miss pinned (the whole tag, every
 /// platform) and answered once every manifest is stored, the blobs still downloading.
-async fn manifest(state: &Arc<AppState>, r: Reference, head: bool) -> Result<Response> {
+async fn manifest(
+    state: &Arc<AppState>,
+    r: Reference,
+    head: bool,
+    client: &Client<'_>,
+) -> Result<Response> {
     let store = state.snap.store();
     let known = match r.digest() {
         Some(d) => Some(d.clone()),
@@ -103,7 +135,7 @@ async fn manifest(state: &Arc<AppState>, r: Reference, head: bool) -> Result<Res
     let (digest, (meta, bytes), cache) = match hit {
         Some((digest, m)) => (digest, m, "hit"),
         None => {
-            let root = state.snap.pin_through(r.clone()).await?;
+            let root = state.snap.pin_through(r.clone(), client.origin()).await?;
             let digest = r.digest().cloned().unwrap_or(root);
             let m = store
                 .manifest(&digest)?

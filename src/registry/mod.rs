@@ -63,6 +63,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_stablebuild/v1/pin", post(admin::pin))
         .route("/_stablebuild/v1/record", post(admin::record))
         .route("/_stablebuild/v1/list", post(admin::list))
+        .route("/_stablebuild/v1/history", post(admin::history))
         .route("/_stablebuild/v1/inspect", post(admin::inspect))
         .route("/_stablebuild/v1/evict", post(admin::evict))
         .route("/_stablebuild/v1/gc", post(admin::gc))
@@ -79,7 +80,8 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(sendfile::Listener(listener), router(state))
+    let app = router(state).into_make_service_with_connect_info::<sendfile::Peer>();
+    axum::serve(sendfile::Listener(listener), app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -71,6 +71,16 @@ impl axum::serve::Listener for Listener {
     }
 }
 
+/// The address a connection comes from, for handlers (`ConnectInfo<Peer>`).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Listener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Listener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
 /// A connection: reads and ordinary writes go to the socket unchanged.
 pub struct Stream {
     tcp: TcpStream,

@@ -29,7 +29,7 @@ pub use connect::Location;
 pub use keys::Keys;
 
 use crate::reference::Digest;
-use crate::store::{Pending, TagRecord};
+use crate::store::{Origin, Pending, TagRecord};
 
 /// Records read from the bucket at once.
 const READ_CONCURRENCY: usize = 32;
@@ -97,11 +97,15 @@ pub enum JournalEntry {
         key: String,
         digest: Digest,
         at: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Origin>,
     },
     Evict {
         key: String,
         digest: Digest,
         at: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Origin>,
     },
 }
 
@@ -227,6 +231,20 @@ impl Shared {
             Created::Won(_) => Ok(()),
             Created::Lost(_) => Err(self.corrupt(&name, "a journal entry name was taken twice")),
         }
+    }
+
+    /// Every journal entry, oldest first (their names start with the time they were written).
+    pub async fn journal_entries(&self) -> Result<Vec<JournalEntry>, SharedError> {
+        let mut names = self.list_keys(&self.keys.journals()).await?;
+        names.sort();
+        let reads = names
+            .into_iter()
+            .map(|(name, _)| async move { self.get_json::<JournalEntry>(&name).await });
+        let found: Vec<Option<JournalEntry>> = futures_util::stream::iter(reads)
+            .buffered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     // ---- blobs -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use super::{Progress, Quiet, SnapshotError, Snapshotter, Tee, fetch};
 use crate::manifest;
 use crate::reference::{Digest, Reference};
+use crate::store::Origin;
 
 /// Where a pull-through pin stands.
 #[derive(Clone)]
@@ -50,8 +51,12 @@ pub enum BlobSource {
 impl Snapshotter {
     /// Pin `r` (every platform) on a task of its own; return the root manifest's digest
     /// as soon as every manifest is stored, while the blobs go on downloading.
-    pub async fn pin_through(self: &Arc<Self>, r: Reference) -> Result<Digest, Arc<SnapshotError>> {
-        let mut rx = self.start_pull(r);
+    pub async fn pin_through(
+        self: &Arc<Self>,
+        r: Reference,
+        origin: Origin,
+    ) -> Result<Digest, Arc<SnapshotError>> {
+        let mut rx = self.start_pull(r, origin);
         let state = rx
             .wait_for(|s| !matches!(s, PullState::Walking))
             .await
@@ -64,8 +69,8 @@ impl Snapshotter {
         }
     }
 
-    /// Join the pull-through of `r` in flight, or start one.
-    fn start_pull(self: &Arc<Self>, r: Reference) -> watch::Receiver<PullState> {
+    /// Join the pull-through of `r` in flight, or start one (for `origin`).
+    fn start_pull(self: &Arc<Self>, r: Reference, origin: Origin) -> watch::Receiver<PullState> {
         let key = r.key();
         let mut map = self.pulls.map.lock().expect("pulls");
         if let Some(rx) = map.get(&key) {
@@ -77,7 +82,7 @@ impl Snapshotter {
         let mine = rx.clone();
         tokio::spawn(async move {
             let hook = ReadyHook(tx);
-            let result = this.pin(&r, &hook).await;
+            let result = this.pin(&r, &origin, &hook).await;
             let state = match result {
                 Ok(outcome) => PullState::Ready(outcome.record.digest),
                 Err(e) => {

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use crate::reference::Digest;
 use crate::shared::{Created, Fetched, JournalEntry, Shared, SharedError};
 use crate::store::records::now;
-use crate::store::{Pending, Store, StoreError, TagRecord};
+use crate::store::{Origin, Pending, Store, StoreError, TagRecord};
 
 /// Why a tier operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +87,7 @@ impl Tier {
         let mut done = Refreshed::default();
         for local in store.tags()? {
             let Some(etag) = versions.get(&local.key) else {
-                store.evict(&local.key)?;
+                store.evict(&local.key, None)?;
                 done.evicted += 1;
                 continue;
             };
@@ -142,6 +142,7 @@ impl Tier {
                     key: key.clone(),
                     digest: r.digest.clone(),
                     at: now(),
+                    origin: r.origin.clone(),
                 };
                 shared.journal(&entry).await?;
                 r
@@ -153,10 +154,16 @@ impl Tier {
         Ok(winner)
     }
 
-    /// Remove `key`'s record from the store of record (and the cache); what it was.
-    pub async fn evict(&self, store: &Store, key: &str) -> Result<Option<TagRecord>, TierError> {
+    /// Remove `key`'s record from the store of record (and the cache) for `origin`; what it
+    /// was.
+    pub async fn evict(
+        &self,
+        store: &Store,
+        key: &str,
+        origin: &Origin,
+    ) -> Result<Option<TagRecord>, TierError> {
         let Tier::Bucket { shared, .. } = self else {
-            return Ok(store.evict(key)?);
+            return Ok(store.evict(key, Some(origin.clone()))?);
         };
         let old = shared.delete_record(key).await?;
         shared.release(key).await?;
@@ -165,10 +172,11 @@ impl Tier {
                 key: key.to_string(),
                 digest: r.digest.clone(),
                 at: now(),
+                origin: Some(origin.clone()),
             };
             shared.journal(&entry).await?;
         }
-        store.evict(key)?;
+        store.evict(key, None)?;
         Ok(old)
     }
 
@@ -291,7 +299,7 @@ fn sync_local(store: &Store, key: &str, record: Option<&TagRecord>) -> Result<()
         return Ok(());
     }
     if local.is_some() {
-        store.evict(key)?;
+        store.evict(key, None)?;
     }
     if let Some(r) = record {
         store.record_tag(r.clone())?;

@@ -15,6 +15,8 @@ use super::records::{ManifestMeta, Pending, TagRecord};
 use crate::reference::Digest;
 
 const APPLIED: &[u8] = b"journal-applied";
+/// The hash of the journal line applied last (see `journal.rs`).
+const HEAD: &[u8] = b"journal-head";
 
 pub struct Index {
     db: sled::Db,
@@ -148,6 +150,18 @@ impl Index {
         }
         let offset = journal_offset.to_be_bytes();
         self.meta.insert(APPLIED, &offset).map_err(db_err)?;
+        self.flush()
+    }
+
+    /// The hash of the journal line applied last, when it was kept.
+    pub fn journal_head(&self) -> Result<Option<Digest>, StoreError> {
+        let raw = self.meta.get(HEAD).map_err(db_err)?;
+        Ok(raw.and_then(|v| Digest::parse(&String::from_utf8_lossy(&v)).ok()))
+    }
+
+    pub fn set_journal_head(&self, head: &Digest) -> Result<(), StoreError> {
+        let head = head.to_string();
+        self.meta.insert(HEAD, head.as_bytes()).map_err(db_err)?;
         self.flush()
     }
 

@@ -31,14 +31,15 @@ use std::sync::Mutex;
 
 pub use blobs::{BlobWriter, Blobs};
 pub use handoff::{ServerInfo, read_server_info, remove_server_info, write_server_info};
+pub use journal::{ChainBreak, Entry, Logged};
 pub use lock::{Contended, Holder};
 pub use lru::Hold;
 pub use maint::{GcReport, VerifyReport};
-pub use records::{BlobInfo, ManifestInfo, ManifestMeta, Pending, TagRecord};
+pub use records::{BlobInfo, ManifestInfo, ManifestMeta, Origin, Pending, TagRecord};
 
 use crate::reference::Digest;
 use index::Index;
-use journal::{Entry, Journal};
+use journal::Journal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -63,8 +64,12 @@ pub enum StoreError {
     IndexOpen { path: PathBuf, reason: String },
     #[error("store index: {0}")]
     Index(String),
-    #[error("journal {path} is damaged at {reason}")]
-    Journal { path: PathBuf, reason: String },
+    #[error("journal {path} is damaged at line {line}: {reason}")]
+    Journal {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
     #[error("blob {0} is not in the store")]
     BlobMissing(Digest),
     #[error("blob {digest}: expected {expected} bytes, got {got}")]
@@ -285,8 +290,12 @@ impl Store {
             drop(journal);
             return self.rebuild_index().map(|_| ());
         }
-        for (entry, end) in journal.read_from(applied)? {
-            self.index.apply(&entry, end)?;
+        let missed = journal.read_from(applied)?;
+        for (entry, end) in &missed {
+            self.index.apply(entry, *end)?;
+        }
+        if !missed.is_empty() {
+            self.index.set_journal_head(journal.last())?;
         }
         Ok(())
     }
@@ -300,6 +309,7 @@ impl Store {
         for (entry, end) in &entries {
             self.index.apply(entry, *end)?;
         }
+        self.index.set_journal_head(journal.last())?;
         Ok(entries.len())
     }
 
@@ -368,14 +378,20 @@ impl Store {
         let entry = Entry::Pin { record };
         let len = journal.append(&entry)?;
         self.index.apply(&entry, len)?;
+        self.index.set_journal_head(journal.last())?;
         let Entry::Pin { record } = entry else {
             unreachable!()
         };
         Ok(record)
     }
 
-    /// Remove a tag record; the blobs stay until `gc`.
-    pub fn evict(&self, key: &str) -> Result<Option<TagRecord>, StoreError> {
+    /// Remove a tag record; the blobs stay until `gc`. `origin` is who asked (None for a
+    /// cache following its store of record).
+    pub fn evict(
+        &self,
+        key: &str,
+        origin: Option<Origin>,
+    ) -> Result<Option<TagRecord>, StoreError> {
         self.writable()?;
         let mut journal = self.journal.lock().expect("journal lock");
         let Some(existing) = self.index.tag(key)? else {
@@ -386,11 +402,35 @@ impl Store {
             key: key.to_string(),
             digest: existing.digest.clone(),
             at: records::now(),
+            origin,
         };
         let len = journal.append(&entry)?;
         self.index.apply(&entry, len)?;
+        self.index.set_journal_head(journal.last())?;
         self.index.clear_pending(key)?;
         Ok(Some(existing))
+    }
+
+    /// Every pin and evict the journal holds, oldest first.
+    pub fn history(&self) -> Result<Vec<Logged>, StoreError> {
+        self.journal.lock().expect("journal lock").read_all()
+    }
+
+    /// The first place the journal's hash chain is broken (see `journal.rs`), if it is; the
+    /// last line is checked against the hash the index kept when it was written.
+    pub fn journal_break(&self) -> Result<Option<ChainBreak>, StoreError> {
+        let journal = self.journal.lock().expect("journal lock");
+        if let Some(b) = journal.check_chain()? {
+            return Ok(Some(b));
+        }
+        let lines = journal.read_all()?;
+        let (Some(head), Some(last)) = (self.index.journal_head()?, lines.last()) else {
+            return Ok(None);
+        };
+        Ok((head != last.hash).then(|| ChainBreak {
+            line: last.number,
+            reason: "it is not the line that was written last".to_string(),
+        }))
     }
 
     /// Digests of blobs a record reaches that are not in the store.
@@ -451,6 +491,7 @@ mod tests {
             blobs: vec![],
             size: 2,
             pinned_at: 1,
+            origin: None,
         };
         let rw = Store::open(dir.path()).unwrap();
         rw.put_manifest(&digest, crate::manifest::OCI_MANIFEST, bytes)
@@ -460,7 +501,7 @@ mod tests {
         let ro = Store::open_with(dir.path(), opening(Mode::ReadOnly, false)).unwrap();
         assert_eq!(ro.tag(&record.key).unwrap(), Some(record.clone()));
         assert_eq!(ro.manifest(&digest).unwrap().unwrap().1, bytes);
-        assert!(ro.evict(&record.key).unwrap_err().is_read_only());
+        assert!(ro.evict(&record.key, None).unwrap_err().is_read_only());
         assert!(ro.record_tag(record.clone()).unwrap_err().is_read_only());
         assert!(ro.blobs().remove(&digest).unwrap_err().is_read_only());
         assert!(

@@ -23,6 +23,33 @@ pub struct TagRecord {
     pub size: u64,
     /// Unix seconds.
     pub pinned_at: u64,
+    /// Who asked for the pin (records written before origins were kept have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// Who asked for a pin or an evict, as the history shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "kebab-case")]
+pub enum Origin {
+    /// A command run on the store: the user and the host it ran as and on.
+    Cli { user: String, host: String },
+    /// The admin API of a server: the address the request came from.
+    Admin { remote: String },
+    /// A registry client's pull through a server: its address and User-Agent.
+    PullThrough { client: String, user_agent: String },
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Cli { user, host } => write!(f, "cli {user}@{host}"),
+            Origin::Admin { remote } => write!(f, "admin {remote}"),
+            Origin::PullThrough { client, user_agent } => {
+                write!(f, "pull-through {client} ({user_agent})")
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
