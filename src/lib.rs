@@ -2,7 +2,7 @@
 //!
 //! Layers, top to bottom: `commands` (printing, exit codes) → `snapshot` (pin) and `export`
 //! (pull) → `upstream` (registries) and `store` (the only code touching the store dir) →
-//! `manifest`, `reference`, `dockerfile`, `reflist` and `platform` (pure parsing).
+//! `manifest`, `reference`, `dockerfile`, `reflist`, `lock` and `platform` (pure parsing).
 
 pub mod causes;
 pub mod cli;
@@ -11,6 +11,7 @@ pub mod config;
 pub mod dockerfile;
 pub mod events;
 pub mod export;
+pub mod lock;
 pub mod logging;
 pub mod malloc;
 pub mod manifest;
