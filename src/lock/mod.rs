@@ -14,13 +14,18 @@
 //! `yaml_value` (a line scanner for YAML, no YAML crate), `yaml` (sites in YAML), `form`
 //! (the locked spelling), `edit` (`apply`), `diff` (unified diff).
 
+mod dockerfile;
 mod edit;
 mod form;
+mod yaml;
+mod yaml_lines;
+mod yaml_value;
 
 use std::ops::Range;
 use std::path::Path;
 
 use crate::dockerfile::DockerfileError;
+pub use crate::platform::Platform;
 use crate::reference::{Digest, ReferenceError};
 
 pub use edit::apply;
@@ -123,8 +128,15 @@ pub enum LockError {
     },
 }
 
+/// Where `text` names images: the sites to rewrite and the references left alone.
+pub fn plan(text: &str, kind: FileKind, platform: &Platform) -> Result<Plan, LockError> {
+    match kind {
+        FileKind::Dockerfile => dockerfile::plan(text, platform),
+        FileKind::Yaml => Ok(yaml::plan(text)),
+    }
+}
+
 /// The 1-based line of byte `offset` in `text`.
-#[allow(dead_code)] // used by the planners, next
 fn line_at(text: &str, offset: usize) -> usize {
     1 + text.as_bytes()[..offset]
         .iter()
