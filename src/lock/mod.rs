@@ -14,6 +14,7 @@
 //! `yaml_value` (a line scanner for YAML, no YAML crate), `yaml` (sites in YAML), `form`
 //! (the locked spelling), `edit` (`apply`), `diff` (unified diff).
 
+mod diff;
 mod dockerfile;
 mod edit;
 mod form;
@@ -28,6 +29,7 @@ use crate::dockerfile::DockerfileError;
 pub use crate::platform::Platform;
 use crate::reference::{Digest, ReferenceError};
 
+pub use diff::unified_diff;
 pub use edit::apply;
 pub use form::{locked_form, upstream_of};
 
