@@ -22,6 +22,9 @@ mod yaml;
 mod yaml_lines;
 mod yaml_value;
 
+#[cfg(test)]
+mod golden;
+
 use std::ops::Range;
 use std::path::Path;
 
