@@ -4,7 +4,9 @@
 //! A use is a site only when rewriting its text provably changes that image alone: the text
 //! holds no variable, no quote or escape (it spells exactly the image the build uses), and
 //! no line continuation splits it; an ARG default is a site only when every image use that
-//! mentions the ARG is exactly `$ARG` taking that default. Everything else is `Skipped`.
+//! mentions the ARG is exactly `$ARG` taking that default and no `ARG`/`ENV` value is
+//! derived from it. Everything else is `Skipped`. (A `RUN` or `LABEL` mentioning the ARG
+//! does see the locked value: the same image, pinned.)
 
 use std::ops::Range;
 
@@ -124,8 +126,26 @@ fn arg_span(
             arg.line, other.raw, other.line
         ));
     }
+    if let Some(line) = derived(text, name) {
+        return Err(format!(
+            "ARG {name} (line {}) is used in the value on line {line}, which pinning its \
+             default would change; write the references out",
+            arg.line
+        ));
+    }
     let name = name.clone();
     Ok((span, SiteKind::ArgDefault { name }))
+}
+
+/// The first line where an `ARG` or `ENV` value mentions variable `name`: a value derived
+/// from it (`ARG SLIM=${BASE}-slim`). A line scan: a continuation line is not seen.
+fn derived(text: &str, name: &str) -> Option<usize> {
+    text.lines().enumerate().find_map(|(i, line)| {
+        let line = line.trim_start();
+        let keyword = line.split_whitespace().next().unwrap_or("");
+        let sets = keyword.eq_ignore_ascii_case("ARG") || keyword.eq_ignore_ascii_case("ENV");
+        (sets && mentions(line, name)).then_some(i + 1)
+    })
 }
 
 /// True when `raw` mentions variable `name` (`$name`, `${name}`, `${name:-…}`).
@@ -264,6 +284,15 @@ mod tests {
             p.skipped[0].why.contains("also used by $B on line 4"),
             "{p:?}"
         );
+        // A value derived from the ARG would change with it.
+        let p = planned("ARG B=debian:12\nARG S=${B}-slim\nFROM $B\nFROM ${S}\n");
+        assert!(p.sites.is_empty(), "{p:?}");
+        assert!(
+            p.skipped[0].why.contains("used in the value on line 2"),
+            "{p:?}"
+        );
+        let p = planned("ARG B=debian:12\nFROM $B\nenv X=\"on $B\"\n");
+        assert!(p.skipped[0].why.contains("line 3"), "{p:?}");
         // Another variable with a longer name is not a mention.
         assert_eq!(
             planned("ARG B=a:1\nARG BB=b:1\nFROM $B\nFROM ${BB}\n")
