@@ -101,7 +101,7 @@ pub enum SiteKind {
 pub struct Skipped {
     /// 1-based line.
     pub line: usize,
-    /// The text as written.
+    /// The text as written: the reference word (Dockerfile) or the trimmed line (YAML).
     pub raw: String,
     pub why: String,
 }
