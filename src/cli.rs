@@ -124,6 +124,30 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Every pin and evict the store has seen, oldest first, with time, digest and origin
     History(HistoryArgs),
+    /// Pin what Dockerfiles and YAML files use and rewrite each reference in place to
+    /// NAME:TAG@sha256:ROOT (the index digest: every platform)
+    Lock(LockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Dockerfiles, Containerfiles, Compose or Kubernetes YAML (*.yml, *.yaml) [default:
+    /// ./Dockerfile]
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Write references as pulled through this mirror: HOST[:PORT]/library/ubuntu:20.04@…
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub mirror: Option<String>,
+
+    /// Print the change as a unified diff and write no file (references are still pinned)
+    #[arg(long, conflicts_with = "check")]
+    pub diff: bool,
+
+    /// Change nothing (pin nothing, write nothing): exit 1 with the diff when a reference is
+    /// not locked, or is locked to another digest than the store's pin
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Debug, Args)]

@@ -120,6 +120,20 @@ fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
                 "stablebuild --json inspect ubuntu:22.04 | jq -r '.. | objects | select(.kind == \"layer\") | .digest'",
             ),
         ],
+        "lock" => &[
+            (
+                "Lock the Dockerfile here: every FROM, COPY --from and RUN --mount=from image pinned and written as NAME:TAG@sha256:ROOT.",
+                "stablebuild lock",
+            ),
+            (
+                "The CI gate: exit 1 with the diff when a reference is not locked or not as the store pins it.",
+                "stablebuild --server https://mirror.example lock --check Dockerfile compose.yml k8s/deploy.yaml",
+            ),
+            (
+                "Write the names the mirror serves (mirror:5000/library/ubuntu:20.04@sha256:…), and review first.",
+                "stablebuild lock --mirror mirror:5000 --diff",
+            ),
+        ],
         "history" => &[
             (
                 "Who pinned and evicted ubuntu tags, and when.",
@@ -144,6 +158,9 @@ fn exit_status(command: &str) -> Vec<(&'static str, &'static str)> {
             "A blob is corrupt or missing (each is listed), the journal's hash chain is broken (the first line that no longer matches is named), or the store could not be read."
         }
         "inspect" => "The image is not pinned, or the store could not be read.",
+        "lock" => {
+            "--check: a reference is not locked, is locked to another digest than the store's pin, or is not pinned. Otherwise: an image could not be pinned (its reference is left as written)."
+        }
         "migrate" => {
             "A tag could not be copied (a conflict with the bucket's record, a local snapshot incomplete, the bucket failing); run it again to resume."
         }

@@ -3,6 +3,8 @@
 //!
 //! - containerd 1.6 (`ctr images pull --hosts-dir`, a `hosts.toml` mirror for docker.io), which
 //!   adds `?ns=docker.io` to every request;
+//! - a Dockerfile locked with `lock --mirror` through the server, built by dockerd pulling by
+//!   digest through the mirror;
 //! - dockerd 20.10 with `registry-mirrors` (pull by tag and by digest), and a prefix pull from
 //!   the server as an insecure registry.
 //!
@@ -135,6 +137,63 @@ async fn dockerd_pulls_by_prefix_from_the_server_as_an_insecure_registry() {
     assert_blobs_served(&log, &list.repo, &blobs_of(&manifest), "");
     // An insecure registry is tried over https first: the server's plain-http answer to the
     // TLS ClientHello sends dockerd on to http on the same port, not to Docker Hub.
+    let https_probe = format!(
+        r#"Get \"https://{}/v2/\": http: server gave HTTP response to HTTPS client"#,
+        srv.addr
+    );
+    dockerd.assert_no_fallback(&srv, &[&https_probe]);
+    dockerd.stop().await;
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dockerfile_locked_through_the_server_builds_with_dockerd_pulling_by_digest() {
+    let reg = Registry::start().await;
+    let single = fixtures::push_single(&reg.url()).await;
+    let sb = Sb::new(&reg.url());
+    let srv = Server::start(&sb, &[]).await;
+    let ctx = sb.path("context");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let dockerfile = ctx.join("Dockerfile");
+    std::fs::write(
+        &dockerfile,
+        "FROM single:1\nLABEL stablebuild.test=locked\n",
+    )
+    .unwrap();
+    // The server holds the store: lock pins through its admin API.
+    let path = dockerfile.to_str().unwrap();
+    sb.run(&["lock", "--mirror", &srv.addr, path]).await.ok();
+    let locked = std::fs::read_to_string(&dockerfile).unwrap();
+    let from = format!("FROM {}/library/single:1@{}\n", srv.addr, single.digest);
+    assert!(locked.starts_with(&from), "{locked}");
+
+    let dockerd = Dockerd::start(&srv.addr).await;
+    let mut build = dockerd.docker(&["build", "-q", "-t", "locked:1", ctx.to_str().unwrap()]);
+    build.env("DOCKER_BUILDKIT", "0");
+    let log = dockerd.log_path();
+    run_ok(&mut build, || {
+        format!(
+            "dockerd log:\n{}\nserver log:\n{}",
+            tail(&log, 30),
+            srv.log()
+        )
+    })
+    .await;
+    let label = dockerd
+        .docker_ok(
+            &[
+                "image",
+                "inspect",
+                "-f",
+                "{{index .Config.Labels \"stablebuild.test\"}}",
+                "locked:1",
+            ],
+            &srv,
+        )
+        .await;
+    assert_eq!(label.trim(), "locked");
+    assert_manifest_served(&srv.log(), &single.repo, &single.digest, "");
+    // As for any pull by prefix: https first, then http on the same port (see above).
     let https_probe = format!(
         r#"Get \"https://{}/v2/\": http: server gave HTTP response to HTTPS client"#,
         srv.addr

@@ -7,6 +7,7 @@ mod gc;
 mod history;
 mod inspect;
 mod list;
+mod lock;
 mod migrate;
 mod origin;
 mod pin;
@@ -51,6 +52,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => inspect::run(&config, args).await,
         Command::Migrate(args) => migrate::run(&config, args).await,
         Command::History(args) => history::run(&config, args).await,
+        Command::Lock(args) => lock::run(&config, args).await,
     }
 }
 
