@@ -1,5 +1,5 @@
-# Shared parts of the benchmark scripts (bench/pin.sh, bench/serve.sh); not a script of its
-# own. Each script sources it right after `set -euo pipefail`:
+# Shared parts of the benchmark scripts (bench/pin.sh, bench/serve.sh, bench/shared.sh); not a
+# script of its own. Each script sources it right after `set -euo pipefail`:
 #
 #   source "$(dirname "$0")/lib.sh"
 #
@@ -7,9 +7,9 @@
 # they set: root (the repo root, also the working directory after enter_root), sb_bin,
 # loader_bin and build_seconds (build_binaries), work, policy and runs_dir (make_work_dir),
 # registry_pid, registry_port and registry (start_registry), load_start and pressure_start
-# (note_load_start).
+# (note_load_start), sb_pid and mirror (launch_sb), nginx_pid and nginx_port (start_nginx).
 
-# The name messages start with: "bench/pin.sh" or "bench/serve.sh".
+# The name messages start with: "bench/pin.sh", "bench/serve.sh" or "bench/shared.sh".
 bench_name=bench/${0##*/}
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -130,12 +130,18 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # launch_registry NAME STORAGE [EXTRA_YAML]: a distribution registry on a free loopback port
 # (never 5000) with its storage in STORAGE and EXTRA_YAML appended to its config (a `proxy:`
-# section, say); its log goes to $work/NAME.log. Waits for GET /v2/ to answer 200. Sets
-# launched_pid and launched_addr (127.0.0.1:PORT).
+# section, say); its log goes to $work/NAME.log. STORAGE is a directory (an absolute path: the
+# filesystem driver) or the YAML of another storage driver, indented to go under `storage:`
+# (two spaces, e.g. "  s3:" and its keys below it). Waits for GET /v2/ to answer 200. Sets
+# launched_pid and launched_addr (127.0.0.1:PORT). The registry never sees AWS_CA_BUNDLE:
+# distribution's s3 driver panics at start when it is set ("LoadCustomCABundleError").
 launch_registry() {
     local name=$1 storage=$2 extra=${3:-} attempt port i code
     launched_pid=""
     launched_addr=""
+    if [[ $storage == /* ]]; then
+        storage=$(printf '  filesystem:\n    rootdirectory: %s' "$storage")
+    fi
     for attempt in 1 2 3 4 5 6 7 8 9 10; do
         port=$((20000 + RANDOM % 40000))
         if [ "$port" -eq 5000 ] || port_in_use "$port"; then continue; fi
@@ -146,8 +152,7 @@ log:
   accesslog:
     disabled: true
 storage:
-  filesystem:
-    rootdirectory: $storage
+$storage
   delete:
     enabled: true
 http:
@@ -155,7 +160,7 @@ http:
   secret: $(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 $extra
 EOF
-        docker-registry serve "$work/$name.yml" >"$work/$name.log" 2>&1 &
+        env -u AWS_CA_BUNDLE docker-registry serve "$work/$name.yml" >"$work/$name.log" 2>&1 &
         launched_pid=$!
         for i in $(seq 1 100); do
             if ! kill -0 "$launched_pid" 2>/dev/null; then break; fi
@@ -191,15 +196,127 @@ load_fixtures() {
     "$loader_bin" "http://$registry" --big-size "$big_size" >"$work/fixtures.txt"
 }
 
+# launch_sb COMMAND...: starts COMMAND, a `stablebuild ... serve --listen 127.0.0.1:0` (maybe
+# after `env VAR=...` or `taskset ...`, which exec it), in the background; its stdout goes to
+# $work/sb.out, its stderr to $work/sb.log (never the terminal). Waits for its "listening on
+# http://ADDR" line and for GET /v2/ to answer 200. Sets sb_pid and mirror (ADDR).
+launch_sb() {
+    local i addr=""
+    : >"$work/sb.log" # before the child opens it: the first look may come first
+    "$@" >"$work/sb.out" 2>"$work/sb.log" &
+    sb_pid=$!
+    for i in $(seq 1 400); do
+        addr=$(sed -n 's|^listening on http://||p' "$work/sb.log" | head -n 1)
+        if [ -n "$addr" ]; then break; fi
+        kill -0 "$sb_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if [ -z "$addr" ]; then
+        cat "$work/sb.log" >&2
+        die "stablebuild serve did not start"
+    fi
+    mirror=$addr
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$mirror/v2/")" = 200 ] ||
+        die "stablebuild serve at $mirror does not answer GET /v2/ with 200"
+}
+
+# start_nginx FILE: a private nginx (its own prefix and config under $work/nginx, daemon off,
+# one worker, sendfile on, access log off) on a free loopback port, serving a copy of FILE as
+# /blob. Sets nginx_pid and nginx_port; needs nginx_bin.
+start_nginx() {
+    local attempt port i
+    mkdir -p "$work/nginx/logs" "$work/nginx/tmp" "$work/nginx/html"
+    cp -- "$1" "$work/nginx/html/blob"
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+        port=$((20000 + RANDOM % 40000))
+        if port_in_use "$port"; then continue; fi
+        cat >"$work/nginx/nginx.conf" <<NGINX
+daemon off;
+worker_processes 1;
+$( [ "$(id -u)" = 0 ] && echo 'user root;' )
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    default_type application/octet-stream;
+    client_body_temp_path $work/nginx/tmp/body;
+    proxy_temp_path $work/nginx/tmp/proxy;
+    fastcgi_temp_path $work/nginx/tmp/fastcgi;
+    uwsgi_temp_path $work/nginx/tmp/uwsgi;
+    scgi_temp_path $work/nginx/tmp/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        root $work/nginx/html;
+    }
+}
+NGINX
+        "$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$work/nginx/logs/stderr" 2>&1 &
+        nginx_pid=$!
+        for i in $(seq 1 100); do
+            kill -0 "$nginx_pid" 2>/dev/null || break
+            if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/blob" -r 0-0)" = 206 ]; then
+                nginx_port=$port
+                return 0
+            fi
+            sleep 0.05
+        done
+        stop_pid "$nginx_pid"
+        nginx_pid=""
+        log "nginx did not come up on port $port; trying another"
+        cat "$work/nginx/logs/stderr" "$work/nginx/logs/error.log" >&2 2>/dev/null || true
+    done
+    die "could not start nginx"
+}
+
 # ------------------------------------------------------------------------------------------
 # Measuring
 # ------------------------------------------------------------------------------------------
 now_us() { local t=$EPOCHREALTIME; printf '%s' "${t//[!0-9]/}"; }
 
+# rotate_runs FUNC NAME WAY...: $runs rounds of `FUNC WAY $work/NAME.WAY`, one call per WAY
+# a round, the order rotated by one every round (so that no way always runs first or after
+# the same other one); each result file is emptied first.
+rotate_runs() {
+    local func=$1 name=$2 i k way
+    shift 2
+    for way in "$@"; do : >"$work/$name.$way"; done
+    for ((i = 0; i < runs; i++)); do
+        for ((k = 0; k < $#; k++)); do
+            way=${*:$(((i + k) % $# + 1)):1}
+            "$func" "$way" "$work/$name.$way"
+        done
+    done
+}
+
 median() { # column of FILE
     awk -v c="$1" '{ print $c }' "$2" | sort -g | awk '
         { v[NR] = $1 }
         END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# get_blob NAME URL RESULT [CURL_OPTION...]: one `curl -o /dev/null` of URL (with the extra
+# options, e.g. signing); checks for 200 and blob_size bytes; appends bytes/s to RESULT.
+get_blob() {
+    local name=$1 url=$2 result=$3 out code size speed
+    shift 3
+    out=$(curl -s "$@" -o /dev/null -w '%{http_code} %{size_download} %{speed_download}' "$url") ||
+        die "curl $url failed ($name)"
+    read -r code size speed <<<"$out"
+    [ "$code" = 200 ] && [ "$size" = "$blob_size" ] ||
+        die "$name: GET $url answered $code with $size bytes (want 200, $blob_size)"
+    echo "$speed" >>"$result"
+}
+
+# cpu_ticks PID...: user + system clock ticks used so far by these processes.
+cpu_ticks() {
+    local pid total=0
+    for pid in "$@"; do
+        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+    done
+    echo "$total"
 }
 
 # CPU pressure (share of time some runnable task waited for a CPU): other work on the machine.

@@ -107,77 +107,15 @@ sync # the pushes leave dirty data; nothing measured should pay for writing it b
 # ------------------------------------------------------------------------------------------
 # stablebuild serve and nginx
 # ------------------------------------------------------------------------------------------
-# start_sb STORE: starts `stablebuild serve` on a free loopback port with a store STORE;
-# its stderr goes to $work/sb.log (never the terminal). Sets sb_pid and mirror. Runs it under
-# $on_server_cpu (empty, or a taskset command; see measurement 3).
+# start_sb STORE: starts `stablebuild serve` with a store STORE (see launch_sb in lib.sh).
+# Sets sb_pid and mirror. Runs it under $on_server_cpu (empty, or a taskset command; see
+# measurement 3).
 start_sb() {
-    local store=$1 i addr=""
-    $on_server_cpu "$sb_bin" --store "$store" --upstream "docker.io=http://$registry" \
-        serve --listen 127.0.0.1:0 >"$work/sb.out" 2>"$work/sb.log" &
-    sb_pid=$!
-    for i in $(seq 1 200); do
-        addr=$(sed -n 's|^listening on http://||p' "$work/sb.log" | head -n 1)
-        if [ -n "$addr" ]; then break; fi
-        kill -0 "$sb_pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    if [ -z "$addr" ]; then
-        cat "$work/sb.log" >&2
-        die "stablebuild serve did not start"
-    fi
-    mirror=$addr
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$mirror/v2/")" = 200 ] ||
-        die "stablebuild serve at $mirror does not answer GET /v2/ with 200"
+    # shellcheck disable=SC2086 # empty or a command and its arguments
+    launch_sb $on_server_cpu "$sb_bin" --store "$1" --upstream "docker.io=http://$registry" \
+        serve --listen 127.0.0.1:0
 }
 stop_sb() { stop_pid "$sb_pid"; sb_pid=""; }
-
-start_nginx() {
-    local attempt port i
-    mkdir -p "$work/nginx/logs" "$work/nginx/tmp" "$work/nginx/html"
-    cp -- "$big_data" "$work/nginx/html/blob"
-    for attempt in 1 2 3 4 5 6 7 8 9 10; do
-        port=$((20000 + RANDOM % 40000))
-        if port_in_use "$port"; then continue; fi
-        cat >"$work/nginx/nginx.conf" <<NGINX
-daemon off;
-worker_processes 1;
-$( [ "$(id -u)" = 0 ] && echo 'user root;' )
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    default_type application/octet-stream;
-    client_body_temp_path $work/nginx/tmp/body;
-    proxy_temp_path $work/nginx/tmp/proxy;
-    fastcgi_temp_path $work/nginx/tmp/fastcgi;
-    uwsgi_temp_path $work/nginx/tmp/uwsgi;
-    scgi_temp_path $work/nginx/tmp/scgi;
-    server {
-        listen 127.0.0.1:$port;
-        root $work/nginx/html;
-    }
-}
-NGINX
-        "$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$work/nginx/logs/stderr" 2>&1 &
-        nginx_pid=$!
-        for i in $(seq 1 100); do
-            kill -0 "$nginx_pid" 2>/dev/null || break
-            if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/blob" -r 0-0)" = 206 ]; then
-                nginx_port=$port
-                return 0
-            fi
-            sleep 0.05
-        done
-        stop_pid "$nginx_pid"
-        nginx_pid=""
-        log "nginx did not come up on port $port; trying another"
-        cat "$work/nginx/logs/stderr" "$work/nginx/logs/error.log" >&2 2>/dev/null || true
-    done
-    die "could not start nginx"
-}
 
 note_load_start
 measure_start=$SECONDS
@@ -185,17 +123,7 @@ measure_start=$SECONDS
 # ------------------------------------------------------------------------------------------
 # 1. Cached blob GET throughput
 # ------------------------------------------------------------------------------------------
-# get_blob NAME URL RESULT: one `curl -o /dev/null`; appends bytes/s to RESULT.
-get_blob() {
-    local out code size speed
-    out=$(curl -s -o /dev/null -w '%{http_code} %{size_download} %{speed_download}' "$2") ||
-        die "curl $2 failed ($1)"
-    read -r code size speed <<<"$out"
-    [ "$code" = 200 ] && [ "$size" = "$blob_size" ] ||
-        die "$1: GET $2 answered $code with $size bytes (want 200, $blob_size)"
-    echo "$speed" >>"$3"
-}
-start_nginx
+start_nginx "$big_data"
 log "nginx at http://127.0.0.1:$nginx_port (pid $nginx_pid)"
 start_sb "$runs_dir/store-cached"
 log "stablebuild serve at http://$mirror (pid $sb_pid)"
@@ -211,14 +139,6 @@ nginx_blob_url=http://127.0.0.1:$nginx_port/blob
 log "1. blob GET: 1 warmup + $runs timed runs per server ($blob_size bytes, $big_digest)"
 get_blob stablebuild "$sb_blob_url" /dev/null
 get_blob nginx "$nginx_blob_url" /dev/null
-# cpu_ticks PID...: user + system clock ticks used so far by these processes.
-cpu_ticks() {
-    local pid total=0
-    for pid in "$@"; do
-        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
-    done
-    echo "$total"
-}
 nginx_pids="$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')"
 : >"$work/blob.sb"
 : >"$work/blob.nginx"
@@ -321,17 +241,7 @@ start_proxy() {
 }
 # pull_rounds TAG WAY...: $runs timed pulls of each WAY, their order rotated every run; the
 # seconds go to $work/pull.TAG.WAY.
-pull_rounds() {
-    local tag=$1 i k way
-    shift
-    for way in "$@"; do : >"$work/pull.$tag.$way"; done
-    for ((i = 0; i < runs; i++)); do
-        for ((k = 0; k < $#; k++)); do
-            way=${*:$(((i + k) % $# + 1)):1}
-            pull_one "$way" "$work/pull.$tag.$way"
-        done
-    done
-}
+pull_rounds() { rotate_runs pull_one "pull.$1" "${@:2}"; }
 log "3. cold pull of library/big:1: 1 warmup + $runs timed runs per way (mirror, direct, proxy)"
 pull_one mirror /dev/null
 pull_one direct /dev/null

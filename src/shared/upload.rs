@@ -6,6 +6,7 @@
 //! (`uploads/<hex>-<id>`) names it, so that `gc` can abort one whose process died.
 //! Must not touch: anything but the blob's object, its marker, and its upload.
 
+use std::collections::VecDeque;
 use std::io;
 
 use bytes::Bytes;
@@ -15,6 +16,7 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use tokio::task::JoinHandle;
 
 use super::{Shared, SharedError, key_path, random_id};
 use crate::reference::Digest;
@@ -126,6 +128,8 @@ impl Shared {
             id,
             marker,
             parts: Vec::new(),
+            sending: VecDeque::new(),
+            next: 0,
         };
         if let Err(e) = written {
             m.abort(self).await;
@@ -192,25 +196,50 @@ impl Part {
     }
 }
 
+/// Parts sent at once: one part's round trip no longer stalls the stream (S3 gateways take
+/// parts in parallel), and at most this many parts' bytes are held per upload.
+const PARTS_IN_FLIGHT: usize = 4;
+
 struct Multipart {
     path: Path,
     id: String,
     marker: String,
+    /// Parts the store has acknowledged, in order.
     parts: Vec<PartId>,
+    /// Parts being sent, oldest first (acknowledged in order).
+    sending: VecDeque<JoinHandle<Result<PartId, object_store::Error>>>,
+    next: usize,
 }
 
 impl Multipart {
+    /// Send a part; waits only when `PARTS_IN_FLIGHT` are on their way.
     async fn put(&mut self, s: &Shared, part: Part) -> Result<(), SharedError> {
-        let idx = self.parts.len();
-        let id =
-            s.s3.put_part(&self.path, &self.id, idx, part.payload())
-                .await
-                .map_err(|e| s.error(e))?;
-        self.parts.push(id);
+        let (store, path, id, idx) = (s.s3.clone(), self.path.clone(), self.id.clone(), self.next);
+        self.next += 1;
+        self.sending.push_back(tokio::spawn(async move {
+            store.put_part(&path, &id, idx, part.payload()).await
+        }));
+        while self.sending.len() >= PARTS_IN_FLIGHT {
+            self.settle_oldest(s).await?;
+        }
+        Ok(())
+    }
+
+    async fn settle_oldest(&mut self, s: &Shared) -> Result<(), SharedError> {
+        if let Some(task) = self.sending.pop_front() {
+            let id = task.await.expect("part upload task panicked");
+            self.parts.push(id.map_err(|e| s.error(e))?);
+        }
         Ok(())
     }
 
     async fn complete(&mut self, s: &Shared) -> Result<(), SharedError> {
+        while !self.sending.is_empty() {
+            if let Err(e) = self.settle_oldest(s).await {
+                self.abort(s).await;
+                return Err(e);
+            }
+        }
         let parts = std::mem::take(&mut self.parts);
         let done = s.s3.complete_multipart(&self.path, &self.id, parts).await;
         if let Err(e) = done {
@@ -223,6 +252,9 @@ impl Multipart {
 
     /// Best effort: an upload that cannot be aborted now is left to `gc` by its marker.
     async fn abort(&mut self, s: &Shared) {
+        for task in self.sending.drain(..) {
+            task.abort();
+        }
         if s.s3.abort_multipart(&self.path, &self.id).await.is_ok() {
             let _ = s.delete(&self.marker).await;
         }
