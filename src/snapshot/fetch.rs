@@ -232,7 +232,7 @@ async fn transfer(
             let (shared, digest, body) = (
                 shared.clone(),
                 blob.digest.clone(),
-                tee.clone().stream(size),
+                tee.clone().stream_read(size),
             );
             Some(tokio::spawn(async move {
                 shared.upload_blob(&digest, body).await
