@@ -127,6 +127,12 @@ pub enum Command {
     /// Pin what Dockerfiles and YAML files use and rewrite each reference in place to
     /// NAME:TAG@sha256:ROOT (the index digest: every platform)
     Lock(LockArgs),
+    /// Compare every pinned tag with the upstream, HEAD requests only: same, moved, gone or
+    /// error (the store is not changed)
+    Drift(DriftArgs),
+    /// Tags of IMAGE's repository that share its digest, most specific first (HEAD requests
+    /// only)
+    Twins(TwinsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +154,24 @@ pub struct LockArgs {
     /// not locked, or is locked to another digest than the store's pin
     #[arg(long)]
     pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// Only references containing this text
+    #[arg(value_name = "FILTER")]
+    pub filter: Option<String>,
+
+    /// Exit 1 when a tag moved, is gone, or could not be checked
+    #[arg(long)]
+    pub exit_code: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TwinsArgs {
+    /// An image reference; its pinned digest when pinned, else the upstream's current one
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
 }
 
 #[derive(Debug, Args)]
@@ -188,6 +212,11 @@ pub struct PinArgs {
     /// Blobs downloaded in parallel
     #[arg(short, long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
+
+    /// Pin each image's most specific twin instead (ubuntu:20.04 → ubuntu:focal-20230801; see
+    /// `twins`), saying so on stderr
+    #[arg(long)]
+    pub dated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -313,4 +342,9 @@ pub struct ServeArgs {
     /// object, so that clients read the bucket directly
     #[arg(long)]
     pub redirect: bool,
+
+    /// Run `drift` on the store this often (e.g. 10m) and export the result in /metrics
+    /// [default: off]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub drift_every: Option<std::time::Duration>,
 }

@@ -1,13 +1,17 @@
-//! The operations behind `pin`, `list`, `evict`, `gc`, `verify`, `inspect` and `history`, as data: the commands
+//! The operations behind `pin`, `list`, `evict`, `gc`, `verify`, `inspect`, `history`,
+//! `drift` and `twins`, as data: the commands
 //! print these results, and a running server answers its admin API with the same ones, so
 //! the output is the same whichever process holds the store.
 //! Must not touch: the terminal.
 
+pub mod drift;
 mod history;
 mod inspect;
 pub mod migrate;
 pub mod shared;
+pub mod twins;
 
+pub use drift::{DriftEntry, DriftReport, DriftState, drift, drift_in, shared_drift};
 pub use history::{HistoryEntry, history, history_in, shared_history};
 pub use inspect::{Inspection, Node, inspect};
 

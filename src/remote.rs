@@ -1,5 +1,5 @@
 //! The client side of a running server's admin API (`/_stablebuild/v1/…`): how `pin`,
-//! `list`, `evict`, `gc` and `verify` work while `serve` holds the store, or against a
+//! `list`, `evict`, `gc`, `verify`, `history` and `drift` work while `serve` holds the store, or against a
 //! remote mirror with `--server URL --token T`.
 //! Must not touch: the store directory.
 
@@ -11,7 +11,8 @@ use crate::events::{self, Event};
 use crate::snapshot::Progress;
 
 use crate::ops::{
-    Evicted, HistoryEntry, Inspection, ListEntry, PinReport, PinnedRecord, VerifyOutcome,
+    DriftReport, Evicted, HistoryEntry, Inspection, ListEntry, PinReport, PinnedRecord,
+    VerifyOutcome,
 };
 use crate::store::GcReport;
 
@@ -78,6 +79,11 @@ impl Remote {
 
     pub async fn history(&self, filter: Option<&str>) -> Result<Vec<HistoryEntry>, RemoteError> {
         self.call("history", json!({ "filter": filter })).await
+    }
+
+    /// The server's drift of its store (the server sends the HEAD requests).
+    pub async fn drift(&self, filter: Option<&str>) -> Result<DriftReport, RemoteError> {
+        self.call("drift", json!({ "filter": filter })).await
     }
 
     pub async fn evict(&self, images: &[String]) -> Result<Vec<Evicted>, RemoteError> {

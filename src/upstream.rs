@@ -15,6 +15,7 @@
 
 mod auth;
 mod endpoint;
+mod lookup;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,6 +104,8 @@ impl UpstreamError {
 pub enum Object {
     Manifest,
     Blob,
+    /// A repository's tag list.
+    Tags,
 }
 
 /// How hard to try before giving up.
@@ -127,6 +130,16 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// For HEAD lookups (`drift`, `twins`) that must answer quickly when the upstream is
+    /// down: three attempts 100 ms and 200 ms apart, and no long `Retry-After` waits.
+    pub fn lookup() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 3,
+            base_delay: Duration::from_millis(100),
+            max_retry_after: Duration::from_secs(5),
+        }
+    }
+
     pub fn delay(&self, attempt: u32) -> Duration {
         self.base_delay * 2u32.saturating_pow(attempt.saturating_sub(1).min(6))
     }
@@ -385,9 +398,25 @@ impl Upstream {
         what: &str,
         object: Object,
     ) -> Result<Response, UpstreamError> {
+        self.send_with(method, path, repo, what, object, &self.retry)
+            .await
+    }
+
+    /// `send` with another retry policy than this client's.
+    async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        repo: &str,
+        what: &str,
+        object: Object,
+        retry: &RetryPolicy,
+    ) -> Result<Response, UpstreamError> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let scope = format!("repository:{repo}:pull");
-        let result = self.send_retrying(method, path, &scope, what, object).await;
+        let result = self
+            .send_retrying(method, path, &scope, what, object, retry)
+            .await;
         if result.is_err() {
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -401,6 +430,7 @@ impl Upstream {
         scope: &str,
         what: &str,
         object: Object,
+        retry: &RetryPolicy,
     ) -> Result<Response, UpstreamError> {
         let (mut attempt, mut authed) = (0, false);
         loop {
@@ -451,17 +481,16 @@ impl Upstream {
             };
             let wait = match &err {
                 UpstreamError::RateLimited { retry_after, .. } => {
-                    Some(Duration::from_secs(*retry_after))
-                        .filter(|w| *w <= self.retry.max_retry_after)
+                    Some(Duration::from_secs(*retry_after)).filter(|w| *w <= retry.max_retry_after)
                 }
-                e if e.is_transient() => Some(self.retry.delay(attempt)),
+                e if e.is_transient() => Some(retry.delay(attempt)),
                 _ => None,
             };
             match wait {
-                Some(wait) if attempt < self.retry.attempts => {
+                Some(wait) if attempt < retry.attempts => {
                     warn!(
                         "{err}; retrying in {wait:?} (attempt {attempt} of {})",
-                        self.retry.attempts
+                        retry.attempts
                     );
                     tokio::time::sleep(wait).await;
                 }

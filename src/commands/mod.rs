@@ -2,6 +2,7 @@
 //! stdout, diagnostics on stderr); errors carry context for the user via anyhow.
 //! Must not touch: store files or the network except through the library modules.
 
+mod drift;
 mod evict;
 mod gc;
 mod history;
@@ -14,6 +15,7 @@ mod pin;
 mod progress;
 mod pull;
 mod serve;
+mod twins;
 mod verify;
 
 use std::process::ExitCode;
@@ -53,6 +55,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => migrate::run(&config, args).await,
         Command::History(args) => history::run(&config, args).await,
         Command::Lock(args) => lock::run(&config, args).await,
+        Command::Drift(args) => drift::run(&config, args).await,
+        Command::Twins(args) => twins::run(&config, args).await,
     }
 }
 
@@ -205,13 +209,18 @@ pub(crate) fn snapshotter(
     store: Arc<Store>,
     jobs: u16,
 ) -> anyhow::Result<Snapshotter> {
+    Ok(Snapshotter::new(store, upstreams(config)?, jobs as usize))
+}
+
+/// The upstream clients that `--upstream` and `--insecure-registry` describe.
+pub(crate) fn upstreams(config: &Config) -> anyhow::Result<Arc<Upstreams>> {
     let upstreams = Upstreams::new(
         config.upstreams.clone(),
         &config.insecure,
         RetryPolicy::default(),
     )
     .map_err(|e| UsageError(e.to_string()))?;
-    Ok(Snapshotter::new(store, Arc::new(upstreams), jobs as usize))
+    Ok(Arc::new(upstreams))
 }
 
 /// A snapshotter whose store of record is `shared`, caching in `cache`.

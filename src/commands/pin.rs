@@ -13,6 +13,7 @@ use crate::cli::PinArgs;
 use crate::config::Config;
 use crate::ops::{self, PinLine};
 use crate::platform::Platform;
+use crate::reference::Reference;
 
 pub async fn run(config: &Config, args: PinArgs) -> anyhow::Result<ExitCode> {
     let mut items = args.images.clone();
@@ -26,9 +27,14 @@ pub async fn run(config: &Config, args: PinArgs) -> anyhow::Result<ExitCode> {
     if items.is_empty() {
         return Err(UsageError("pin needs at least one IMAGE or -f FILE".into()).into());
     }
-    let refs = parse_refs(&items)?;
+    let mut refs = parse_refs(&items)?;
+    let store = backend(config, Need::Write { create: true }).await?;
+    if args.dated {
+        refs = dated(config, &store, refs).await?;
+        items = refs.iter().map(|r| r.to_string()).collect();
+    }
     let bars = progress::for_stderr();
-    let report = match backend(config, Need::Write { create: true }).await? {
+    let report = match store {
         Backend::Remote(remote) => remote.pin(&items, bars.as_ref()).await?,
         here => {
             let snap = here.snapshotter(config, args.jobs)?;
@@ -49,6 +55,28 @@ pub async fn run(config: &Config, args: PinArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `pin --dated`: each reference replaced by its most specific twin, saying so on stderr
+/// ("docker.io/library/ubuntu:20.04 → docker.io/library/ubuntu:focal-20230801").
+async fn dated(
+    config: &Config,
+    store: &Backend,
+    refs: Vec<Reference>,
+) -> anyhow::Result<Vec<Reference>> {
+    let mut out = Vec::with_capacity(refs.len());
+    for r in refs {
+        let report = super::twins::resolve(config, Some(store), &r).await?;
+        let twin = match report.most_specific() {
+            Some(t) if !t.image => Reference::parse(&t.reference)?,
+            _ => r,
+        };
+        if twin.to_string() != report.image {
+            eprintln!("{} → {twin}", report.image);
+        }
+        out.push(twin);
+    }
+    Ok(out)
 }
 
 /// "3: FROM …" for an error about line 3 ("FILE:3: …", as compilers write it), else " …".

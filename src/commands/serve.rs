@@ -101,6 +101,9 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     eprintln!("listening on http://{addr}");
     let state = AppState::new(snap.clone(), allowed, admin_token).with_redirect(args.redirect);
     let state = Arc::new(state);
+    if let Some(every) = args.drift_every {
+        tokio::spawn(registry::watch_drift(state.clone(), every));
+    }
     let served = registry::serve(listener, state, shutdown_signal()).await;
     finish_pulls(&snap).await;
     if !read_only {

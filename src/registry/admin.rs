@@ -1,4 +1,5 @@
-//! The admin API (`POST /_stablebuild/v1/{pin,record,list,inspect,evict,gc,verify}`, JSON in and out),
+//! The admin API (`POST /_stablebuild/v1/{pin,record,list,history,drift,inspect,evict,gc,verify}`,
+//! JSON in and out),
 //! so the CLI works while this server holds the store, and CI can pre-warm a remote mirror.
 //! Every call needs `Authorization: Bearer <admin token>`; mirror clients without it
 //! cannot pin, evict or gc. Bodies are the same `ops` results the commands print.
@@ -205,6 +206,20 @@ pub async fn history(
         authorize(&s, &h)?;
         let entries = ops::history_in(&s.snap, b.filter.as_deref()).await?;
         Ok::<_, RegistryError>(Json(entries))
+    };
+    run.await.into_response()
+}
+
+/// Drift of the store of record; this server sends the HEAD requests.
+pub async fn drift(
+    State(s): State<Arc<AppState>>,
+    h: HeaderMap,
+    Json(b): Json<Filter>,
+) -> Response {
+    let run = async {
+        authorize(&s, &h)?;
+        let report = ops::drift_in(&s.snap, b.filter.as_deref()).await?;
+        Ok::<_, RegistryError>(Json(report))
     };
     run.await.into_response()
 }

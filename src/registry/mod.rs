@@ -7,6 +7,7 @@
 //! Must not touch: store files directly, or any upstream the allow-list does not name.
 
 mod admin;
+mod drift;
 mod errors;
 mod handlers;
 mod listing;
@@ -25,6 +26,7 @@ use tracing::info;
 
 use crate::snapshot::Snapshotter;
 
+pub use drift::watch as watch_drift;
 pub use errors::RegistryError;
 
 /// Everything a handler needs.
@@ -37,6 +39,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Blob GETs answer 307 to a presigned URL of the bucket (a shared store only).
     pub redirect: bool,
+    /// The last background drift run (`serve --drift-every`).
+    pub drift: drift::DriftWatch,
 }
 
 impl AppState {
@@ -47,6 +51,7 @@ impl AppState {
             admin_token,
             metrics: metrics::Metrics::default(),
             redirect: false,
+            drift: drift::DriftWatch::default(),
         }
     }
 
@@ -64,6 +69,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_stablebuild/v1/record", post(admin::record))
         .route("/_stablebuild/v1/list", post(admin::list))
         .route("/_stablebuild/v1/history", post(admin::history))
+        .route("/_stablebuild/v1/drift", post(admin::drift))
         .route("/_stablebuild/v1/inspect", post(admin::inspect))
         .route("/_stablebuild/v1/evict", post(admin::evict))
         .route("/_stablebuild/v1/gc", post(admin::gc))
@@ -87,7 +93,9 @@ pub async fn serve(
 }
 
 async fn render_metrics(State(state): State<Arc<AppState>>) -> String {
-    state.metrics.render(state.snap.upstreams())
+    let mut text = state.metrics.render(state.snap.upstreams());
+    text.push_str(&state.drift.render());
+    text
 }
 
 /// One log line per request: method, path, status, bytes, hit/miss, duration; and the counts.
