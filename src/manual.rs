@@ -45,6 +45,10 @@ fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
                 "Pin from a registry on this machine (plain http).",
                 "stablebuild pin 127.0.0.1:5000/library/app:1",
             ),
+            (
+                "Pin the most specific tag naming the same image (ubuntu:focal-20230801).",
+                "stablebuild pin --dated ubuntu:20.04",
+            ),
         ],
         "pull" => &[
             (
@@ -99,6 +103,10 @@ fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
                 "Serve a store on a read-only mount; misses answer 503.",
                 "stablebuild --store /mnt/snapshots serve --read-only",
             ),
+            (
+                "Check every 10 minutes which pinned tags moved upstream (stablebuild_drift_* in /metrics).",
+                "stablebuild serve --drift-every 10m",
+            ),
         ],
         "migrate" => &[
             (
@@ -144,6 +152,30 @@ fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
                 "stablebuild --json history | jq -r '.[] | select(.origin.by == \"pull-through\") | .reference'",
             ),
         ],
+        "drift" => &[
+            (
+                "Which pinned tags moved or vanished upstream (HEAD requests only: no pull spent).",
+                "stablebuild drift",
+            ),
+            (
+                "Fail a CI job when a pinned ubuntu tag moved, is gone or cannot be checked.",
+                "stablebuild drift ubuntu --exit-code",
+            ),
+            (
+                "The tags that moved, with jq.",
+                "stablebuild --json drift | jq -r '.entries[] | select(.state == \"moved\") | .reference'",
+            ),
+        ],
+        "twins" => &[
+            (
+                "The tags that name the same image as ubuntu:20.04, most specific first.",
+                "stablebuild twins ubuntu:20.04",
+            ),
+            (
+                "Pin the dated twin instead (ubuntu:focal-20230801).",
+                "stablebuild pin --dated ubuntu:20.04",
+            ),
+        ],
         _ => &[],
     }
 }
@@ -165,6 +197,12 @@ fn exit_status(command: &str) -> Vec<(&'static str, &'static str)> {
             "A tag could not be copied (a conflict with the bucket's record, a local snapshot incomplete, the bucket failing); run it again to resume."
         }
         "serve" => "The server could not start (the address is taken, the store cannot be opened).",
+        "drift" => {
+            "With --exit-code: a tag moved, is gone, or could not be checked (the upstream failed). Without it, only a store that cannot be read."
+        }
+        "twins" => {
+            "IMAGE is neither pinned nor found upstream, or the upstream's tag list could not be read."
+        }
         _ => "A failure; the message on stderr names the image and the cause.",
     };
     let success = match command {
