@@ -1,6 +1,7 @@
 //! `drift`: every pinned tag compared with the upstream by HEAD only — `same`, `moved`
 //! (both digests), `gone` (404), `error` (the upstream stopped) — on the store and through
-//! the server holding it, `--exit-code`, and `serve --drift-every` in `/metrics`.
+//! the server holding it, `--exit-code`, `serve --drift-every` in `/metrics`, and the time
+//! drift takes over 1,000 pinned tags.
 
 mod common;
 
@@ -10,6 +11,7 @@ use common::cli::{Run, Sb};
 use common::fixtures::{self, Pushed};
 use common::registry::Registry;
 use common::server::Server;
+use futures_util::StreamExt;
 use serde_json::Value;
 
 const MULTI: &str = "docker.io/library/multi:1";
@@ -215,4 +217,39 @@ async fn loop_until_drift_metrics(srv: &Server) -> String {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("no drift metrics after 10 s; log:\n{}", srv.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_of_a_thousand_pinned_tags_takes_seconds() {
+    let reg = Registry::start().await;
+    let single = fixtures::push_single(&reg.url()).await;
+    let (bytes, media_type) =
+        fixtures::fetch_manifest_bytes(&reg.url(), "library/single", "1").await;
+    let tags: Vec<String> = (0..1000).map(|i| format!("t{i:04}")).collect();
+    let client = reqwest::Client::new();
+    let puts = tags.iter().map(|tag| {
+        let req = client
+            .put(format!("{}/v2/library/single/manifests/{tag}", reg.url()))
+            .header("Content-Type", &media_type)
+            .body(bytes.clone());
+        async move { assert_eq!(req.send().await.unwrap().status().as_u16(), 201) }
+    });
+    futures_util::stream::iter(puts)
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let sb = Sb::new(&reg.url());
+    let refs: Vec<String> = tags.iter().map(|t| format!("single:{t}")).collect();
+    let mut pin = vec!["pin"];
+    pin.extend(refs.iter().map(String::as_str));
+    let (pinned, took) = timed(&sb, &pin).await;
+    pinned.ok();
+    eprintln!("pinned 1000 tags in {took:?}");
+
+    let (run, took) = timed(&sb, &["--json", "drift"]).await;
+    eprintln!("drift of 1000 pinned tags: {took:?}");
+    let report = run.ok().json();
+    assert_eq!(report["counts"]["same"], 1000, "{}", single.digest);
+    // The target is 5 s (measured: ~1.3 s); the bound leaves room for a busy machine.
+    assert!(took < Duration::from_secs(10), "took {took:?}");
 }
