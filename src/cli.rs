@@ -72,8 +72,8 @@ pub struct Global {
     )]
     pub insecure_registries: Vec<String>,
 
-    /// Run pin, list, evict, gc and verify through this stablebuild server (default: the
-    /// server holding --store, if one is running)
+    /// Run pin, list, evict, gc, verify, history and drift through this stablebuild server
+    /// (default: the server holding --store, if one is running)
     #[arg(long, global = true, env = "STABLEBUILD_SERVER", value_name = "URL")]
     pub server: Option<String>,
 
