@@ -1,5 +1,6 @@
-# Shared parts of the benchmark scripts (bench/pin.sh, bench/serve.sh, bench/shared.sh); not a
-# script of its own. Each script sources it right after `set -euo pipefail`:
+# Shared parts of the benchmark scripts (bench/pin.sh, bench/serve.sh, bench/shared.sh,
+# bench/workflow.sh); not a script of its own. Each script sources it right after
+# `set -euo pipefail`:
 #
 #   source "$(dirname "$0")/lib.sh"
 #
@@ -8,8 +9,10 @@
 # loader_bin and build_seconds (build_binaries), work, policy and runs_dir (make_work_dir),
 # registry_pid, registry_port and registry (start_registry), load_start and pressure_start
 # (note_load_start), sb_pid and mirror (launch_sb), nginx_pid and nginx_port (start_nginx).
+# Read if set: registry_access_log (launch_registry).
 
-# The name messages start with: "bench/pin.sh", "bench/serve.sh" or "bench/shared.sh".
+# The name messages start with: "bench/pin.sh", "bench/serve.sh", "bench/shared.sh" or
+# "bench/workflow.sh".
 bench_name=bench/${0##*/}
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -133,12 +136,15 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # section, say); its log goes to $work/NAME.log. STORAGE is a directory (an absolute path: the
 # filesystem driver) or the YAML of another storage driver, indented to go under `storage:`
 # (two spaces, e.g. "  s3:" and its keys below it). Waits for GET /v2/ to answer 200. Sets
-# launched_pid and launched_addr (127.0.0.1:PORT). The registry never sees AWS_CA_BUNDLE:
+# launched_pid and launched_addr (127.0.0.1:PORT). Its access log is off unless the caller set
+# registry_access_log=1: then every request it answers is one line of $work/NAME.log
+# (combined log format: "METHOD PATH HTTP/1.1" STATUS ...), which count_requests counts. The registry never sees AWS_CA_BUNDLE:
 # distribution's s3 driver panics at start when it is set ("LoadCustomCABundleError").
 launch_registry() {
-    local name=$1 storage=$2 extra=${3:-} attempt port i code
+    local name=$1 storage=$2 extra=${3:-} attempt port i code access_off=true
     launched_pid=""
     launched_addr=""
+    if [ "${registry_access_log:-}" = 1 ]; then access_off=false; fi
     if [[ $storage == /* ]]; then
         storage=$(printf '  filesystem:\n    rootdirectory: %s' "$storage")
     fi
@@ -150,7 +156,7 @@ version: 0.1
 log:
   level: warn
   accesslog:
-    disabled: true
+    disabled: $access_off
 storage:
 $storage
   delete:
@@ -187,6 +193,13 @@ start_registry() {
     registry=$launched_addr
     registry_port=${registry##*:}
     log "registry at http://$registry (pid $registry_pid)"
+}
+
+# count_requests NAME: how many requests the registry NAME has answered so far (the lines of
+# its access log; see launch_registry).
+count_requests() {
+    grep -cE '"(GET|HEAD|PUT|POST|PATCH|DELETE) [^"]* HTTP/[0-9.]+" [0-9]{3} ' \
+        "$work/$1.log" || true
 }
 
 # load_fixtures: pushes the fixture images (big image: big_size bytes) to the registry; what
