@@ -154,6 +154,11 @@ pub struct LockArgs {
     /// not locked, or is locked to another digest than the store's pin
     #[arg(long)]
     pub check: bool,
+
+    /// Write each unlocked tag's most specific twin (`twins`) instead: ubuntu:20.04 →
+    /// ubuntu:focal-20230801@sha256:…
+    #[arg(long, conflicts_with = "check")]
+    pub dated: bool,
 }
 
 #[derive(Debug, Args)]

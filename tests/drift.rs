@@ -139,7 +139,9 @@ async fn a_stopped_upstream_is_an_error_per_tag_and_fails_only_with_exit_code() 
 
     let (run, took) = timed(&sb, &["drift"]).await;
     eprintln!("drift of 3 tags, upstream stopped: {took:?}");
-    assert!(took < Duration::from_secs(10), "took {took:?}");
+    // Not a speed target (bench/workflow.sh measures those): a stopped upstream must fail
+    // fast rather than retry for minutes.
+    assert!(took < Duration::from_secs(30), "took {took:?}");
     let run = run.ok();
     let errors: Vec<&str> = run
         .stdout
@@ -220,7 +222,7 @@ async fn loop_until_drift_metrics(srv: &Server) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn drift_of_a_thousand_pinned_tags_takes_seconds() {
+async fn drift_of_a_thousand_pinned_tags_checks_each_once() {
     let reg = Registry::start().await;
     let single = fixtures::push_single(&reg.url()).await;
     let (bytes, media_type) =
@@ -246,10 +248,16 @@ async fn drift_of_a_thousand_pinned_tags_takes_seconds() {
     pinned.ok();
     eprintln!("pinned 1000 tags in {took:?}");
 
+    let (gets, heads) = (
+        reg.count_requests("GET", "/manifests/"),
+        reg.count_requests("HEAD", "/manifests/"),
+    );
     let (run, took) = timed(&sb, &["--json", "drift"]).await;
     eprintln!("drift of 1000 pinned tags: {took:?}");
+    assert_eq!(reg.count_requests("GET", "/manifests/"), gets);
+    assert_eq!(reg.count_requests("HEAD", "/manifests/"), heads + 1000);
     let report = run.ok().json();
     assert_eq!(report["counts"]["same"], 1000, "{}", single.digest);
-    // The target is 5 s (measured: ~1.3 s); the bound leaves room for a busy machine.
-    assert!(took < Duration::from_secs(10), "took {took:?}");
+    // Speed is bench/workflow.sh's to measure; here, every tag once, by HEAD only.
+    assert_eq!(report["entries"].as_array().unwrap().len(), 1000);
 }

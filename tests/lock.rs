@@ -245,3 +245,33 @@ async fn bad_files_are_usage_errors_that_change_nothing() {
         "FROM nothere:1\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dated_writes_the_most_specific_twin() {
+    let reg = Registry::start().await;
+    let single = fixtures::push_single(&reg.url()).await;
+    fixtures::retag(&reg.url(), "library/single", "1", "1.0.3-20240101").await;
+    fixtures::retag(&reg.url(), "library/single", "1", "latest").await;
+    let sb = Sb::new(&reg.url());
+    let dir = sb.path("work");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM single:1 AS base\n").unwrap();
+
+    let run = lock_in(&sb, &dir, &["--dated"]).await.ok();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("Dockerfile")).unwrap(),
+        format!("FROM single:1.0.3-20240101@{} AS base\n", single.digest)
+    );
+    assert!(
+        run.stderr
+            .contains("docker.io/library/single:1 → docker.io/library/single:1.0.3-20240101"),
+        "{}",
+        run.stderr
+    );
+    let listed = sb.run(&["--json", "list"]).await.ok().json();
+    assert_eq!(
+        listed[0]["image"],
+        "docker.io/library/single:1.0.3-20240101"
+    );
+    assert_eq!(lock_in(&sb, &dir, &["--check"]).await.code, 0);
+}

@@ -129,8 +129,7 @@ async fn twins_of_a_tag_among_a_thousand_are_listed_most_specific_first_by_head_
         .map(|t| t["reference"].as_str().unwrap())
         .collect();
     assert_eq!(own, ["docker.io/library/multi:20.04"]);
-    // The target is 5 s (measured: ~2 s); the bound leaves room for a busy machine.
-    assert!(took < Duration::from_secs(10), "took {took:?}");
+    // Speed is bench/workflow.sh's to measure (target 5 s); printed above for the log.
 
     assert_eq!(
         reg.count_requests("GET", "/manifests/"),

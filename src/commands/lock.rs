@@ -1,4 +1,4 @@
-//! `stablebuild lock [FILE...] [--mirror HOST[:PORT]] [--diff] [--check]`: pin what each file
+//! `stablebuild lock [FILE...] [--mirror HOST[:PORT]] [--diff] [--check] [--dated]`: pin what each file
 //! uses and rewrite every reference in place to `NAME:TAG@sha256:ROOT`, every other byte
 //! kept (`crate::lock` finds the sites and spells the result; this file reads, pins and
 //! writes).
@@ -38,6 +38,8 @@ struct Target {
     reference: Reference,
     /// The digest the file already names, when it is locked.
     written: Option<Digest>,
+    /// `--dated`: the twin tag written instead of the file's.
+    dated: Option<String>,
 }
 
 pub async fn run(config: &Config, args: LockArgs) -> anyhow::Result<ExitCode> {
@@ -57,6 +59,9 @@ pub async fn run(config: &Config, args: LockArgs) -> anyhow::Result<ExitCode> {
         false => Need::Write { create: true },
     };
     let here = backend(config, need).await?;
+    if args.dated {
+        date_targets(config, &here, &mut targets).await?;
+    }
     let mut pins = pinned(&here).await?;
     let mut failed = false;
     if !args.check {
@@ -110,7 +115,27 @@ fn target(f: &File, site: &Site, mirror: Option<&str>) -> Result<Target, UsageEr
     Ok(Target {
         written: reference.digest().cloned(),
         reference,
+        dated: None,
     })
+}
+
+/// `--dated`: each unlocked target becomes its most specific twin (said on stderr).
+async fn date_targets(
+    config: &Config,
+    here: &Backend,
+    targets: &mut HashMap<String, Target>,
+) -> anyhow::Result<()> {
+    for t in targets.values_mut().filter(|t| t.written.is_none()) {
+        let report = super::twins::resolve(config, Some(here), &t.reference).await?;
+        let Some(twin) = report.most_specific().filter(|t| !t.image) else {
+            continue;
+        };
+        let twin_ref = Reference::parse(&twin.reference)?;
+        eprintln!("{} → {twin_ref}", t.reference);
+        t.dated = twin_ref.tag().map(str::to_string);
+        t.reference = twin_ref;
+    }
+    Ok(())
 }
 
 /// Every complete record's key and digest, from the store of record (or the server).
@@ -229,10 +254,12 @@ fn relock(
                 }
             },
         };
-        edits.push(
-            site.edit(&root, mirror)
-                .map_err(|e| UsageError(format!("{at}: {e}")))?,
-        );
+        let edit = match &t.dated {
+            Some(tag) => lock::locked_form(&lock::retagged(&site.written, tag), &root, mirror)
+                .map(|text| (site.span.clone(), text)),
+            None => site.edit(&root, mirror),
+        };
+        edits.push(edit.map_err(|e| UsageError(format!("{at}: {e}")))?);
     }
     Ok(Relocked {
         text: lock::apply(&f.text, &edits),

@@ -66,6 +66,12 @@ fn parse(text: &str) -> Result<Reference, LockError> {
 
 /// The name part of a reference as written: without `@digest` and without `:tag` (a `:`
 /// after the last `/`).
+/// `written` with its tag (and any digest) replaced by `tag`, the name as written:
+/// `ubuntu:20.04` → `ubuntu:focal-20230801` (for `lock --dated`).
+pub fn retagged(written: &str, tag: &str) -> String {
+    format!("{}:{tag}", written_name(written))
+}
+
 fn written_name(written: &str) -> &str {
     let name = written.split_once('@').map_or(written, |(n, _)| n);
     let last = name.rfind('/').map_or(0, |i| i + 1);

@@ -34,7 +34,7 @@ use crate::reference::{Digest, ReferenceError};
 
 pub use diff::unified_diff;
 pub use edit::apply;
-pub use form::{locked_form, upstream_of};
+pub use form::{locked_form, retagged, upstream_of};
 
 /// How a file names its images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
