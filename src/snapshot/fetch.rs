@@ -3,10 +3,10 @@
 //!
 //! Owns: moving bytes from a source — the bucket when the store is shared and has the blob,
 //! else the upstream — into a `BlobWriter` on a blocking thread, sending what the upstream
-//! gave on to the bucket as it is written, and retrying a blob whose transfer failed or
-//! whose bytes were wrong. Wrong bytes never reach the store: the writer verifies before it
-//! renames, and the bucket upload, which reads the blob through its `Tee`, gets the last
-//! byte only once the writer has verified it.
+//! gave on to the bucket once it is whole and verified (from the store's file, hashed again
+//! on the way), and retrying a blob whose transfer failed or whose bytes were wrong. Wrong
+//! bytes never reach the store or the bucket: the writer verifies before it renames, and
+//! the upload completes only when its own hash matches.
 //! Each transfer is opened as a `Tee`, so that clients can read the blob as it is written.
 //! Must not touch: tag records.
 
@@ -208,8 +208,8 @@ async fn open(
 }
 
 /// Stream one blob into the store: the network on this task, hashing and writing on a
-/// blocking thread, a bounded channel between them; what the upstream sends goes to the
-/// bucket too (read back through the tee, so the upload ends only once verified).
+/// blocking thread, a bounded channel between them; then, on a shared store, from the
+/// store's file to the bucket (verified again on the way).
 async fn transfer(
     s: &Snapshotter,
     upstream: &Upstream,
@@ -227,19 +227,6 @@ async fn transfer(
     let reader = writer.reader().map_err(Failure::Store)?;
     let guard = s.tees().open(&blob.digest, expected, reader);
     let tee = guard.tee();
-    let upload = match (source.upstream, s.tier().shared(), expected) {
-        (true, Some(shared), Some(size)) => {
-            let (shared, digest, body) = (
-                shared.clone(),
-                blob.digest.clone(),
-                tee.clone().stream_read(size),
-            );
-            Some(tokio::spawn(async move {
-                shared.upload_blob(&digest, body).await
-            }))
-        }
-        _ => None,
-    };
     let (tx, rx) = mpsc::channel(PIPELINE_DEPTH);
     let worker = tokio::task::spawn_blocking(move || write_all(writer, rx, &tee));
     let sent = pump(source.body, &tx, &blob.digest, progress).await;
@@ -252,19 +239,12 @@ async fn transfer(
         (Ok(()), Ok(())) => Ok(()),
     };
     drop(guard);
-    match upload {
-        Some(task) => {
-            let uploaded = task.await.expect("upload task panicked");
-            result?;
-            uploaded.map_err(Failure::Shared)?;
-            s.tier().note_uploaded(&blob.digest);
-            Ok(())
-        }
-        None if source.upstream && s.tier().uploads() => {
-            result?;
-            upload_local(s, &blob.digest).await
-        }
-        None => result,
+    result?;
+    // The bucket gets the verified local copy once it is whole: clients reading through the
+    // tee are not slowed by an upload competing with them for the machine.
+    match source.upstream && s.tier().uploads() {
+        true => upload_local(s, &blob.digest).await,
+        false => Ok(()),
     }
 }
 

@@ -90,19 +90,7 @@ impl Tee {
     }
 
     /// The whole blob (`total` bytes) as it is written; the last byte only once verified.
-    /// Chunks are slices of the temp file's mapping, for the server to send with sendfile.
     pub fn stream(self: Arc<Self>, total: u64) -> impl Stream<Item = io::Result<Bytes>> {
-        self.chunks(total, true)
-    }
-
-    /// `stream`, read into memory chunk by chunk instead of sliced from the mapping: for a
-    /// consumer that reads every byte itself (a bucket upload), whose reads through the
-    /// mapping would count the whole blob in the process's resident memory.
-    pub fn stream_read(self: Arc<Self>, total: u64) -> impl Stream<Item = io::Result<Bytes>> {
-        self.chunks(total, false)
-    }
-
-    fn chunks(self: Arc<Self>, total: u64, mapped: bool) -> impl Stream<Item = io::Result<Bytes>> {
         let rx = self.stage.subscribe();
         futures_util::stream::try_unfold((self, rx, 0u64), move |(tee, mut rx, pos)| async move {
             if pos >= total {
@@ -126,11 +114,7 @@ impl Tee {
                 }
                 rx.changed().await.map_err(io::Error::other)?;
             };
-            let map = tee
-                .map
-                .as_ref()
-                .filter(|m| mapped && m.len() as u64 >= limit);
-            let bytes = match map {
+            let bytes = match tee.map.as_ref().filter(|m| m.len() as u64 >= limit) {
                 Some(map) => map.slice(pos as usize..limit as usize),
                 None => tee.read_at(pos, (limit - pos).min(CHUNK)).await?,
             };

@@ -198,11 +198,6 @@ impl Tier {
         Ok(found)
     }
 
-    /// The bucket completed an upload of `digest`.
-    pub fn note_uploaded(&self, digest: &Digest) {
-        self.note_present(digest);
-    }
-
     fn note_present(&self, digest: &Digest) {
         if let Tier::Bucket { present, .. } = self {
             present.lock().expect("present").insert(digest.clone());
@@ -259,8 +254,8 @@ impl Tier {
         let Tier::Bucket { shared, .. } = self else {
             return Ok(());
         };
-        let bytes = store.blobs().map(digest)?;
-        shared.upload_bytes(digest, bytes).await?;
+        let file = Arc::new(store.blobs().open_file(digest)?);
+        shared.upload_blob(digest, read_chunks(file)).await?;
         self.note_present(digest);
         Ok(())
     }
@@ -290,6 +285,32 @@ impl Tier {
             .ok()?;
         (crate::manifest::sha256(&bytes) == *digest).then_some(bytes)
     }
+}
+
+/// A file's bytes in part-sized chunks read off the runtime (not through a mapping, whose
+/// pages would all count in the process's resident memory once read).
+fn read_chunks(
+    file: Arc<std::fs::File>,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> {
+    const CHUNK: usize = 8 << 20;
+    futures_util::stream::try_unfold(0u64, move |pos| {
+        let file = file.clone();
+        async move {
+            let chunk = tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; CHUNK];
+                let n = file.read_at(&mut buf, pos)?;
+                buf.truncate(n);
+                Ok::<_, std::io::Error>(buf)
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+            Ok(match chunk.len() {
+                0 => None,
+                n => Some((bytes::Bytes::from(chunk), pos + n as u64)),
+            })
+        }
+    })
 }
 
 /// Make the local index say what the store of record says about `key`.
