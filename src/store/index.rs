@@ -128,8 +128,14 @@ impl Index {
             .unwrap_or(0))
     }
 
-    /// Apply one journal entry (idempotent) that ends at `journal_offset` in the journal.
-    pub fn apply(&self, entry: &Entry, journal_offset: u64) -> Result<(), StoreError> {
+    /// Apply one journal entry (idempotent) that ends at `journal_offset` in the journal and
+    /// whose line hashes to `line_hash` (kept as the journal's head, see `journal.rs`).
+    pub fn apply(
+        &self,
+        entry: &Entry,
+        journal_offset: u64,
+        line_hash: &Digest,
+    ) -> Result<(), StoreError> {
         match entry {
             Entry::Pin { record } => {
                 for m in &record.manifests {
@@ -150,6 +156,8 @@ impl Index {
         }
         let offset = journal_offset.to_be_bytes();
         self.meta.insert(APPLIED, &offset).map_err(db_err)?;
+        let head = line_hash.to_string();
+        self.meta.insert(HEAD, head.as_bytes()).map_err(db_err)?;
         self.flush()
     }
 
@@ -157,12 +165,6 @@ impl Index {
     pub fn journal_head(&self) -> Result<Option<Digest>, StoreError> {
         let raw = self.meta.get(HEAD).map_err(db_err)?;
         Ok(raw.and_then(|v| Digest::parse(&String::from_utf8_lossy(&v)).ok()))
-    }
-
-    pub fn set_journal_head(&self, head: &Digest) -> Result<(), StoreError> {
-        let head = head.to_string();
-        self.meta.insert(HEAD, head.as_bytes()).map_err(db_err)?;
-        self.flush()
     }
 
     /// Forget every tag record (before a replay of the whole journal).

@@ -143,22 +143,14 @@ impl Journal {
         Ok(self.len)
     }
 
-    /// Entries from byte offset `from` to the end, in order, each with the offset just
-    /// past its line. (Line numbers count from `from`.)
-    pub fn read_from(&self, from: u64) -> Result<Vec<(Entry, u64)>, StoreError> {
-        Ok(self
-            .read_lines(from)?
-            .into_iter()
-            .map(|r| (r.entry, r.end))
-            .collect())
-    }
-
     /// Every entry, with its line number, hash and recorded `prev`.
     pub fn read_all(&self) -> Result<Vec<Logged>, StoreError> {
-        self.read_lines(0)
+        self.read_from(0)
     }
 
-    fn read_lines(&self, from: u64) -> Result<Vec<Logged>, StoreError> {
+    /// Entries from byte offset `from` to the end, in order, each with the offset just past
+    /// its line. (Line numbers count from `from`.)
+    pub fn read_from(&self, from: u64) -> Result<Vec<Logged>, StoreError> {
         let io = |e| StoreError::io(&self.path, e);
         let mut file = File::open(&self.path).map_err(io)?;
         file.seek(SeekFrom::Start(from.min(self.len))).map_err(io)?;
@@ -184,10 +176,11 @@ impl Journal {
     }
 
     /// The first place the hash chain is broken, if it is; a line that is not an entry at
-    /// all breaks it too.
-    pub fn check_chain(&self) -> Result<Option<ChainBreak>, StoreError> {
+    /// all breaks it too, and so does a last line whose hash is not `head` (the hash kept
+    /// when it was written, when one was).
+    pub fn check_chain(&self, head: Option<&Digest>) -> Result<Option<ChainBreak>, StoreError> {
         match self.read_all() {
-            Ok(lines) => Ok(first_break(&lines)),
+            Ok(lines) => Ok(first_break(&lines).or_else(|| changed_last(&lines, head?))),
             Err(StoreError::Journal { line, reason, .. }) => Ok(Some(ChainBreak {
                 line,
                 reason: format!("it is not a journal entry ({reason})"),
@@ -233,19 +226,29 @@ pub fn first_break(lines: &[Logged]) -> Option<ChainBreak> {
     None
 }
 
+/// The last line, when its hash is not `head`.
+fn changed_last(lines: &[Logged], head: &Digest) -> Option<ChainBreak> {
+    let last = lines.last().filter(|l| l.hash != *head)?;
+    Some(ChainBreak {
+        line: last.number,
+        reason: "it is not the line that was written last".to_string(),
+    })
+}
+
 /// The length of the journal up to and including its last newline, and the hash of its
 /// last complete line (of nothing, when there is none).
 fn complete_length(file: &mut File) -> std::io::Result<(u64, Digest)> {
     file.seek(SeekFrom::Start(0))?;
     let mut reader = BufReader::new(&*file);
-    let (mut len, mut buf, mut last) = (0u64, Vec::new(), sha256(b""));
+    let (mut len, mut buf, mut last) = (0u64, Vec::new(), Vec::new());
     loop {
         buf.clear();
         let n = reader.read_until(b'\n', &mut buf)?;
         if n == 0 || buf.last() != Some(&b'\n') {
-            return Ok((len, last));
+            // Only the last complete line's hash is wanted: hashed once, here.
+            return Ok((len, sha256(last.strip_suffix(b"\n").unwrap_or(&last))));
         }
-        last = sha256(&buf[..n - 1]);
+        std::mem::swap(&mut last, &mut buf);
         len += n as u64;
     }
 }
@@ -279,8 +282,13 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().len(), after_one);
         let entries = j.read_from(0).unwrap();
         assert_eq!(entries.len(), 2);
-        assert!(matches!(&entries[1].0, Entry::Evict { key, .. } if key == "b"));
-        assert_eq!(entries[1].1, after_one);
+        assert!(matches!(&entries[1].entry, Entry::Evict { key, .. } if key == "b"));
+        assert_eq!(entries[1].end, after_one);
+        assert_eq!(
+            j.last(),
+            &entries[1].hash,
+            "the last line's hash, found on open"
+        );
     }
 
     #[test]

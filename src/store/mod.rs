@@ -290,12 +290,8 @@ impl Store {
             drop(journal);
             return self.rebuild_index().map(|_| ());
         }
-        let missed = journal.read_from(applied)?;
-        for (entry, end) in &missed {
-            self.index.apply(entry, *end)?;
-        }
-        if !missed.is_empty() {
-            self.index.set_journal_head(journal.last())?;
+        for l in journal.read_from(applied)? {
+            self.index.apply(&l.entry, l.end, &l.hash)?;
         }
         Ok(())
     }
@@ -306,10 +302,9 @@ impl Store {
         let journal = self.journal.lock().expect("journal lock");
         self.index.clear_tags()?;
         let entries = journal.read_from(0)?;
-        for (entry, end) in &entries {
-            self.index.apply(entry, *end)?;
+        for l in &entries {
+            self.index.apply(&l.entry, l.end, &l.hash)?;
         }
-        self.index.set_journal_head(journal.last())?;
         Ok(entries.len())
     }
 
@@ -377,8 +372,7 @@ impl Store {
         }
         let entry = Entry::Pin { record };
         let len = journal.append(&entry)?;
-        self.index.apply(&entry, len)?;
-        self.index.set_journal_head(journal.last())?;
+        self.index.apply(&entry, len, journal.last())?;
         let Entry::Pin { record } = entry else {
             unreachable!()
         };
@@ -405,8 +399,7 @@ impl Store {
             origin,
         };
         let len = journal.append(&entry)?;
-        self.index.apply(&entry, len)?;
-        self.index.set_journal_head(journal.last())?;
+        self.index.apply(&entry, len, journal.last())?;
         self.index.clear_pending(key)?;
         Ok(Some(existing))
     }
@@ -417,20 +410,10 @@ impl Store {
     }
 
     /// The first place the journal's hash chain is broken (see `journal.rs`), if it is; the
-    /// last line is checked against the hash the index kept when it was written.
+    /// last line is checked against the hash the index kept when it was applied.
     pub fn journal_break(&self) -> Result<Option<ChainBreak>, StoreError> {
         let journal = self.journal.lock().expect("journal lock");
-        if let Some(b) = journal.check_chain()? {
-            return Ok(Some(b));
-        }
-        let lines = journal.read_all()?;
-        let (Some(head), Some(last)) = (self.index.journal_head()?, lines.last()) else {
-            return Ok(None);
-        };
-        Ok((head != last.hash).then(|| ChainBreak {
-            line: last.number,
-            reason: "it is not the line that was written last".to_string(),
-        }))
+        journal.check_chain(self.index.journal_head()?.as_ref())
     }
 
     /// Digests of blobs a record reaches that are not in the store.
