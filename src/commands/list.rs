@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
 
-use super::{Backend, Need, backend, human_size, print_json};
+use super::{Need, backend, human_size, print_json};
 use crate::cli::ListArgs;
 use crate::config::Config;
-use crate::ops::{self, ListEntry};
+use crate::ops::ListEntry;
 
 #[derive(Tabled)]
 struct Row {
@@ -29,11 +29,7 @@ struct Row {
 
 pub async fn run(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
     let filter = args.filter.as_deref();
-    let entries = match backend(config, Need::Read).await? {
-        Backend::Local(store) => ops::list(&store, filter)?,
-        Backend::Remote(remote) => remote.list(filter).await?,
-        Backend::Shared { shared, .. } => ops::shared::list(&shared, filter).await?,
-    };
+    let entries = backend(config, Need::Read).await?.list(filter).await?;
     if config.json {
         print_json(&entries);
     } else {

@@ -140,11 +140,7 @@ async fn date_targets(
 
 /// Every complete record's key and digest, from the store of record (or the server).
 async fn pinned(here: &Backend) -> anyhow::Result<HashMap<String, Digest>> {
-    let entries = match here {
-        Backend::Local(store) => ops::list(store, None)?,
-        Backend::Remote(remote) => remote.list(None).await?,
-        Backend::Shared { shared, .. } => ops::shared::list(shared, None).await?,
-    };
+    let entries = here.list(None).await?;
     let mut out = HashMap::new();
     for e in entries.into_iter().filter(|e| e.pinned_at.is_some()) {
         let digest = Digest::parse(&e.digest).context("a listed digest")?;

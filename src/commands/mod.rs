@@ -25,6 +25,7 @@ use anyhow::Context;
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
+use crate::ops::ListEntry;
 use crate::reference::Reference;
 use crate::remote::Remote;
 use crate::shared::{self, Shared};
@@ -80,6 +81,15 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
+    /// `list` of the store of record, wherever it is: this store, the server's, the bucket.
+    pub(crate) async fn list(&self, filter: Option<&str>) -> anyhow::Result<Vec<ListEntry>> {
+        Ok(match self {
+            Backend::Local(store) => crate::ops::list(store, filter)?,
+            Backend::Remote(remote) => remote.list(filter).await?,
+            Backend::Shared { shared, .. } => crate::ops::shared::list(shared, filter).await?,
+        })
+    }
+
     /// The snapshotter working on this process's store: the local one, or the bucket with
     /// its cache. Through a server there is none (its own does the work).
     pub(crate) fn snapshotter(&self, config: &Config, jobs: u16) -> anyhow::Result<Snapshotter> {
