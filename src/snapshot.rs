@@ -10,11 +10,13 @@
 //! files directly (the store API does that).
 
 mod fetch;
+mod inflight;
 mod single;
 mod tee;
 mod through;
 mod tier;
 
+pub use inflight::PinView;
 pub use tee::Tee;
 pub use through::BlobSource;
 pub use tier::{Tier, TierError};
@@ -71,6 +73,10 @@ impl SnapshotError {
 
 /// Progress of a pin, for a terminal or a log; every method has a no-op default.
 pub trait Progress: Send + Sync {
+    /// The blobs this pin needs (already stored ones included), and their bytes.
+    fn blobs_planned(&self, _count: usize, _bytes: u64) {}
+    /// A needed blob was stored already: nothing is fetched for it.
+    fn blob_skipped(&self, _digest: &Digest, _size: Option<u64>) {}
     fn blob_started(&self, _digest: &Digest, _size: Option<u64>) {}
     fn blob_advanced(&self, _digest: &Digest, _bytes: u64) {}
     fn blob_finished(&self, _digest: &Digest) {}
@@ -108,6 +114,8 @@ pub struct Snapshotter {
     tees: tee::Tees,
     /// Pull-through pins in flight, by reference key.
     pulls: through::Pulls,
+    /// Every pin in flight with its progress, for the dashboard.
+    in_progress: inflight::InFlight,
 }
 
 /// Recorded blobs as blobs to fetch by digest.
@@ -150,6 +158,7 @@ impl Snapshotter {
             digests: single::KeyedLocks::default(),
             tees: tee::Tees::default(),
             pulls: through::Pulls::default(),
+            in_progress: inflight::InFlight::default(),
         }
     }
 
@@ -165,6 +174,11 @@ impl Snapshotter {
 
     pub fn tier(&self) -> &Tier {
         &self.tier
+    }
+
+    /// The pins in flight in this process, oldest first.
+    pub fn in_flight(&self) -> Vec<PinView> {
+        self.in_progress.views()
     }
 
     /// Run `f` with no pin in flight (for gc).
@@ -196,6 +210,8 @@ impl Snapshotter {
         self.store
             .writable()
             .map_err(|e| SnapshotError::tier(r, e.into()))?;
+        let tracked = self.in_progress.track(r.to_string(), progress);
+        let progress: &dyn Progress = &tracked;
         let root = self.root(r).await?;
         let walked = self.walk(r, &root).await?;
         progress.manifests_stored(&root.digest);
@@ -241,13 +257,20 @@ impl Snapshotter {
                 record.digest
             ),
         }
-        if !missing.is_empty() {
-            self.store
-                .writable()
-                .map_err(|e| SnapshotError::tier(r, e.into()))?;
+        if missing.is_empty() {
+            return Ok(PinOutcome {
+                reference: r.to_string(),
+                repaired: 0,
+                record,
+                already_pinned: true,
+            });
         }
+        self.store
+            .writable()
+            .map_err(|e| SnapshotError::tier(r, e.into()))?;
+        let tracked = self.in_progress.track(r.to_string(), progress);
         let blobs = wanted(missing.into_iter());
-        fetch::blobs(self, r, &blobs, fetch::Want::InStore, progress).await?;
+        fetch::blobs(self, r, &blobs, fetch::Want::InStore, &tracked).await?;
         Ok(PinOutcome {
             reference: r.to_string(),
             repaired: blobs.len(),

@@ -46,6 +46,8 @@ pub(crate) async fn blobs(
     progress: &dyn Progress,
 ) -> Result<(), SnapshotError> {
     let upstream = s.upstreams().get(r.registry());
+    let bytes = wanted.iter().filter_map(|b| b.size).sum();
+    progress.blobs_planned(wanted.len(), bytes);
     stream::iter(wanted.iter().map(Ok))
         .try_for_each_concurrent(s.jobs(), |blob| {
             let upstream = upstream.clone();
@@ -120,6 +122,7 @@ async fn one(
         .await
         .map_err(|f| f.into_error(r))?
     {
+        progress.blob_skipped(&blob.digest, blob.size);
         return Ok(());
     }
     let _one = s.digest_locks().lock(blob.digest.hex()).await;
@@ -128,13 +131,16 @@ async fn one(
         .map_err(|f| f.into_error(r))?
     {
         debug!("{}: stored by another transfer meanwhile", blob.digest);
+        progress.blob_skipped(&blob.digest, blob.size);
         return Ok(());
     }
     if s.store().blobs().contains(&blob.digest) {
         // Local, not in the bucket (an upload that failed before): send the local copy.
-        return upload_local(s, &blob.digest)
+        upload_local(s, &blob.digest)
             .await
-            .map_err(|f| f.into_error(r));
+            .map_err(|f| f.into_error(r))?;
+        progress.blob_skipped(&blob.digest, blob.size);
+        return Ok(());
     }
     let started = std::time::Instant::now();
     let policy = upstream.retry_policy().clone();
