@@ -22,6 +22,7 @@ pub mod reference;
 pub mod reflist;
 pub mod registry;
 pub mod remote;
+pub mod secret;
 pub mod shared;
 pub mod snapshot;
 pub mod store;

@@ -1,7 +1,6 @@
 //! `stablebuild serve`: run the registry mirror until SIGTERM or Ctrl-C. While it runs, the
 //! store's `server.json` tells local commands where to send their work.
 
-use std::io::Read;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -77,7 +76,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     let admin_token = match args.admin_token {
         Some(t) => t,
-        None => random_token().context("making an admin token")?,
+        None => crate::secret::random_token().context("making an admin token")?,
     };
     let local = match addr.ip().is_unspecified() {
         true => format!("http://127.0.0.1:{}", addr.port()),
@@ -167,13 +166,6 @@ async fn finish_pulls(snap: &Snapshotter) {
     {
         info!("pulls still in flight after {wait:?}; they resume on the next request");
     }
-}
-
-/// 128 random bits, hex.
-fn random_token() -> std::io::Result<String> {
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 async fn shutdown_signal() {

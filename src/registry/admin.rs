@@ -69,7 +69,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), RegistryError>
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match sent {
-        Some(token) if token == state.admin_token => Ok(()),
+        Some(token) if crate::secret::same(token, &state.admin_token) => Ok(()),
         _ => Err(RegistryError::AdminDenied),
     }
 }

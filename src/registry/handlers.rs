@@ -143,6 +143,9 @@ async fn manifest(
             (digest, m, "miss")
         }
     };
+    if r.digest().is_none() {
+        state.usage.pulled(&r.key());
+    }
     let mut resp = Response::new(if head {
         Body::empty()
     } else {

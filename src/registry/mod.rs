@@ -14,6 +14,7 @@ mod listing;
 mod metrics;
 pub mod paths;
 mod sendfile;
+mod usage;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,6 +38,8 @@ pub struct AppState {
     /// Bearer token for the admin API.
     pub admin_token: String,
     pub metrics: metrics::Metrics,
+    /// Pulls of each tag since this server started.
+    pub usage: usage::Usage,
     /// Blob GETs answer 307 to a presigned URL of the bucket (a shared store only).
     pub redirect: bool,
     /// The last background drift run (`serve --drift-every`).
@@ -50,6 +53,7 @@ impl AppState {
             allowed,
             admin_token,
             metrics: metrics::Metrics::default(),
+            usage: usage::Usage::default(),
             redirect: false,
             drift: drift::DriftWatch::default(),
         }
@@ -120,7 +124,10 @@ async fn log_request(State(state): State<Arc<AppState>>, req: Request, next: Nex
     } else {
         bytes.parse().unwrap_or(0)
     };
-    state.metrics.record(status, Some(cache.as_str()), served);
+    let kind = metrics::Kind::of(uri.path());
+    state
+        .metrics
+        .record(kind, status, Some(cache.as_str()), served);
     info!(
         "{method} {uri} {status} {bytes} bytes cache={cache} {:.1?}",
         started.elapsed()
