@@ -352,4 +352,17 @@ pub struct ServeArgs {
     /// [default: off]
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub drift_every: Option<std::time::Duration>,
+
+    /// The web dashboard at /: read-only pages for anyone (public), only after signing in
+    /// with the admin token (private), or none (off); evict, pin and gc always need sign-in
+    #[arg(long, value_enum, default_value_t = DashboardMode::Public, value_name = "MODE")]
+    pub dashboard: DashboardMode,
+}
+
+/// Who may see the dashboard's pages (`serve --dashboard`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DashboardMode {
+    Public,
+    Private,
+    Off,
 }

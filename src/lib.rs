@@ -8,6 +8,7 @@ pub mod causes;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod dashboard;
 pub mod dockerfile;
 pub mod events;
 pub mod export;

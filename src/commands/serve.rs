@@ -8,8 +8,9 @@ use anyhow::Context;
 use tracing::{info, warn};
 
 use super::{Opened, UsageError, open_or_wait, shared_snapshotter, snapshotter};
-use crate::cli::ServeArgs;
+use crate::cli::{DashboardMode, ServeArgs};
 use crate::config::Config;
+use crate::dashboard::{Access, Dashboard};
 use crate::registry::{self, AppState, paths};
 use crate::shared::{Location, Shared};
 use crate::snapshot::Snapshotter;
@@ -103,7 +104,12 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(every) = args.drift_every {
         tokio::spawn(registry::watch_drift(state.clone(), every));
     }
-    let served = registry::serve(listener, state, shutdown_signal()).await;
+    let location = match &config.shared {
+        Some(l) => format!("{l} (cache {})", config.store.display()),
+        None => config.store.display().to_string(),
+    };
+    let pages = dashboard(&state, args.dashboard, &location);
+    let served = registry::serve(listener, state, pages, shutdown_signal()).await;
     finish_pulls(&snap).await;
     if !read_only {
         remove_server_info(&config.store);
@@ -111,6 +117,17 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     served?;
     info!("shut down");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The dashboard's routes (none with `--dashboard off`).
+fn dashboard(state: &Arc<AppState>, mode: DashboardMode, location: &str) -> axum::Router {
+    let access = match mode {
+        DashboardMode::Off => return axum::Router::new(),
+        DashboardMode::Public => Access::Public,
+        DashboardMode::Private => Access::Private,
+    };
+    let dash = Dashboard::new(state.clone(), access, location.to_string());
+    crate::dashboard::router(Arc::new(dash))
 }
 
 /// The bucket of a shared store. A replica starts even when the bucket does not answer now

@@ -35,9 +35,17 @@ pub enum RegistryError {
     AdminDenied,
     #[error("{0}")]
     BadRequest(String),
+    /// A dashboard action without a valid session and CSRF token.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl RegistryError {
+    /// The HTTP status this error answers with (the dashboard's pages use it too).
+    pub fn status(&self) -> StatusCode {
+        self.classify().0
+    }
+
     /// Status, spec error code, and the seconds to wait when rate limited.
     fn classify(&self) -> (StatusCode, &'static str, Option<u64>) {
         match self {
@@ -64,6 +72,7 @@ impl RegistryError {
             RegistryError::Range => (StatusCode::RANGE_NOT_SATISFIABLE, "UNSUPPORTED", None),
             RegistryError::AdminDenied => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", None),
             RegistryError::BadRequest(_) => (StatusCode::BAD_REQUEST, "NAME_INVALID", None),
+            RegistryError::Forbidden(_) => (StatusCode::FORBIDDEN, "DENIED", None),
             RegistryError::Store(e) if e.is_read_only() => {
                 (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", None)
             }

@@ -29,6 +29,9 @@ use crate::snapshot::Snapshotter;
 
 pub use drift::watch as watch_drift;
 pub use errors::RegistryError;
+pub use metrics::Counts;
+pub use sendfile::Peer;
+pub use usage::Pulls;
 
 /// Everything a handler needs.
 pub struct AppState {
@@ -66,9 +69,11 @@ impl AppState {
     }
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
+/// The registry's routes, with `pages` (another surface's routes, the dashboard's) served
+/// beside them; every request is logged and counted.
+pub fn router(state: Arc<AppState>, pages: Router) -> Router {
     use axum::routing::post;
-    Router::new()
+    let api = Router::new()
         .route("/_stablebuild/v1/pin", post(admin::pin))
         .route("/_stablebuild/v1/record", post(admin::record))
         .route("/_stablebuild/v1/list", post(admin::list))
@@ -80,17 +85,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_stablebuild/v1/verify", post(admin::verify))
         .route("/metrics", axum::routing::get(render_metrics))
         .fallback(handlers::dispatch)
-        .layer(middleware::from_fn_with_state(state.clone(), log_request))
-        .with_state(state)
+        .with_state(state.clone());
+    api.merge(pages)
+        .layer(middleware::from_fn_with_state(state, log_request))
 }
 
 /// Serve until `shutdown` resolves; responses in flight are finished first.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
+    pages: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<sendfile::Peer>();
+    let app = router(state, pages).into_make_service_with_connect_info::<sendfile::Peer>();
     axum::serve(sendfile::Listener(listener), app)
         .with_graceful_shutdown(shutdown)
         .await
