@@ -161,11 +161,12 @@ pub async fn pin(
             (None, Some(f)) => format!("Could not pin: {}", f.error),
             (None, None) => "Nothing was pinned.".into(),
         };
+        // The notice first: a page that sees the pin end shows it.
+        dash.sessions.notify(&id, notice);
         let mut started = dash.started.lock().expect("started pins");
         if let Some(i) = started.iter().position(|s| *s == name) {
             started.remove(i);
         }
-        dash.sessions.notify(&id, notice);
     });
     see_other(&target, None)
 }

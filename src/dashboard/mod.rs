@@ -64,17 +64,12 @@ impl Dashboard {
         }
     }
 
-    /// Who sent `headers`: signed in or not, with the notice waiting for them.
+    /// Who sent `headers`: signed in or not.
     fn viewer(&self, headers: &HeaderMap) -> Viewer {
         let id = session::from_cookies(headers);
-        let csrf = id.as_deref().and_then(|id| self.sessions.csrf(id));
-        let notice = match (&id, &csrf) {
-            (Some(id), Some(_)) => self.sessions.take_notice(id),
-            _ => None,
-        };
         Viewer {
-            csrf,
-            notice,
+            csrf: id.as_deref().and_then(|id| self.sessions.csrf(id)),
+            notice: None,
             can_sign_in: true,
         }
     }
@@ -87,6 +82,17 @@ impl Dashboard {
             true => Err(Redirect::to("/sign-in").into_response()),
             false => Ok(viewer),
         }
+    }
+
+    /// `admit` for a page, which also shows (and so uses up) the session's notice.
+    #[allow(clippy::result_large_err)]
+    fn admit_page(&self, headers: &HeaderMap) -> Result<Viewer, Response> {
+        let mut viewer = self.admit(headers)?;
+        if viewer.signed_in() {
+            let id = session::from_cookies(headers).expect("a signed-in viewer has a cookie");
+            viewer.notice = self.sessions.take_notice(&id);
+        }
+        Ok(viewer)
     }
 
     /// The session a state-changing request comes from, when its CSRF token is the

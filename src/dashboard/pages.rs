@@ -30,7 +30,7 @@ pub async fn tags(
     headers: HeaderMap,
     query: Result<Query<rows::Query>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let viewer = match d.admit(&headers) {
+    let viewer = match d.admit_page(&headers) {
         Ok(v) => v,
         Err(resp) => return resp,
     };
@@ -83,7 +83,7 @@ pub async fn tag(
     Path(reference): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let viewer = match d.admit(&headers) {
+    let viewer = match d.admit_page(&headers) {
         Ok(v) => v,
         Err(resp) => return resp,
     };
@@ -168,7 +168,7 @@ fn copy_lines(record: &TagRecord, headers: &HeaderMap) -> CopyLines {
 }
 
 pub async fn store(State(d): State<Arc<Dashboard>>, headers: HeaderMap) -> Response {
-    let viewer = match d.admit(&headers) {
+    let viewer = match d.admit_page(&headers) {
         Ok(v) => v,
         Err(resp) => return resp,
     };
