@@ -133,6 +133,9 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l admin-
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -s j -l jobs -d 'Blobs downloaded in parallel per pull-through pin' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l refresh -d 'With an s3:// store: how often the records this replica has cached are checked against the bucket (an evict anywhere is honoured within this)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l drift-every -d 'Run `drift` on the store this often (e.g. 10m) and export the result in /metrics [default: off]' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l dashboard -d 'The web dashboard at /: read-only pages for anyone (public), only after signing in with the admin token (private), or none (off); evict, pin and gc always need sign-in' -r -f -a "public\t''
+private\t''
+off\t''"
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l store -d 'The store: a directory, or a bucket on S3-compatible storage shared by any number of processes (s3://BUCKET[/PREFIX]; endpoint and credentials from the AWS_* variables) [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l cache -d 'With an s3:// store: this process\'s cache of it (verified blobs, the records seen) [default: $XDG_CACHE_HOME/stablebuild/s3/BUCKET[/PREFIX] or under ~/.cache]' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l cache-size -d 'With an s3:// store: the most the cache\'s blobs may take, e.g. 50GiB, 800M or 40% (of the cache\'s filesystem); the least recently used leave first [default: 25%]' -r
