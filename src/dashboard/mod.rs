@@ -15,6 +15,7 @@
 
 mod actions;
 mod assets;
+mod catalog;
 mod pages;
 pub mod rows;
 mod session;
@@ -42,6 +43,8 @@ pub struct Dashboard {
     access: Access,
     /// Where the store is, as the store page shows it.
     location: String,
+    /// The pinned tags as rows, read again when the index changes.
+    catalog: catalog::Cached,
     sessions: session::Sessions,
     throttle: session::Throttle,
     /// Pins started from the form that have not ended (shown until the snapshotter lists
@@ -57,6 +60,7 @@ impl Dashboard {
             app,
             access,
             location,
+            catalog: catalog::Cached::default(),
             sessions: session::Sessions::default(),
             throttle: session::Throttle::default(),
             started: Mutex::new(Vec::new()),

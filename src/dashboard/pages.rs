@@ -1,7 +1,7 @@
 //! The dashboard's GET handlers: gather plain data from the store, the snapshotter and the
 //! server's counters, hand it to a view. Thin; nothing here changes anything.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -17,14 +17,6 @@ use crate::reference::{Digest, Reference};
 use crate::registry::RegistryError;
 use crate::store::{Store, TagRecord};
 
-/// The pinned tags, from this server's index (for a shared store: the records this replica
-/// has seen), on a blocking thread.
-async fn records(store: &Arc<Store>) -> Result<Vec<TagRecord>, RegistryError> {
-    let store = store.clone();
-    let read = tokio::task::spawn_blocking(move || store.tags());
-    Ok(read.await.expect("reading the index panicked")?)
-}
-
 pub async fn tags(
     State(d): State<Arc<Dashboard>>,
     headers: HeaderMap,
@@ -36,16 +28,11 @@ pub async fn tags(
     };
     let query = query.map(|Query(q)| q).unwrap_or_default();
     let snap = &d.app.snap;
-    let all = match records(snap.store()).await {
-        Ok(all) => all,
+    let catalog = match d.catalog.get(snap.store()).await {
+        Ok(c) => c,
         Err(e) => return failure(&viewer, e),
     };
-    let usage = d.app.usage.all();
-    let all = all
-        .iter()
-        .map(|r| rows::Row::new(r, usage.get(&r.key).copied().unwrap_or_default()))
-        .collect();
-    let page = rows::select(all, &query);
+    let page = rows::select(&catalog.rows, &d.app.usage.all(), &query);
     let missing = missing_blobs(&d, &page.rows);
     let (pins, waiting) = (snap.in_flight(), d.pins_started());
     let refresh = query
@@ -105,8 +92,14 @@ async fn tag_page(
     let record = store.tag(&r.key())?.ok_or_else(unknown)?;
     let inspection = ops::inspect(store, &r)?.ok_or_else(unknown)?;
     let annotations = annotations(store, &inspection.root);
-    let mut history = ops::history_in(&d.app.snap, Some(&record.key)).await?;
-    history.retain(|e| e.reference == record.key);
+    let history = match d.app.snap.tier().shared() {
+        Some(_) => {
+            let mut all = ops::history_in(&d.app.snap, Some(&record.key)).await?;
+            all.retain(|e| e.reference == record.key);
+            all
+        }
+        None => d.catalog.history(store, &record.key).await?,
+    };
     let lines = copy_lines(&record, headers);
     let page = views::tag::TagPage {
         inspection: &inspection,
@@ -173,19 +166,18 @@ pub async fn store(State(d): State<Arc<Dashboard>>, headers: HeaderMap) -> Respo
         Err(resp) => return resp,
     };
     let snap = &d.app.snap;
-    let all = match records(snap.store()).await {
-        Ok(all) => all,
+    let catalog = match d.catalog.get(snap.store()).await {
+        Ok(c) => c,
         Err(e) => return failure(&viewer, e),
     };
-    let (blobs, size) = reach(&all);
     let stats = snap.upstreams().stats();
     let budgets = snap.upstreams().budgets();
     let (pins, waiting) = (snap.in_flight(), d.pins_started());
     let page = views::store::StorePage {
         location: d.location.clone(),
-        tags: all.len(),
-        blobs,
-        size,
+        tags: catalog.rows.len(),
+        blobs: catalog.blobs,
+        size: catalog.size,
         counts: d.app.metrics.counts(),
         upstream_requests: stats.requests.load(std::sync::atomic::Ordering::Relaxed),
         upstream_failures: stats.failures.load(std::sync::atomic::Ordering::Relaxed),
@@ -194,21 +186,6 @@ pub async fn store(State(d): State<Arc<Dashboard>>, headers: HeaderMap) -> Respo
         waiting: &waiting,
     };
     html(StatusCode::OK, views::store::render(&viewer, &page))
-}
-
-/// Distinct manifests and blobs the records reach, and their bytes.
-fn reach(records: &[TagRecord]) -> (usize, u64) {
-    let mut seen = BTreeSet::new();
-    let mut size = 0;
-    for r in records {
-        let manifests = r.manifests.iter().map(|m| (&m.digest, m.size));
-        for (digest, n) in manifests.chain(r.blobs.iter().map(|b| (&b.digest, b.size))) {
-            if seen.insert(digest) {
-                size += n;
-            }
-        }
-    }
-    (seen.len(), size)
 }
 
 #[derive(Serialize)]

@@ -3,6 +3,8 @@
 //! the pull counts, this decides what one page shows.
 //! Must not touch: HTML, the store.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 
 use crate::registry::Pulls;
@@ -122,19 +124,22 @@ pub struct Page {
     pub pages: usize,
 }
 
-/// The rows `query` asks for.
-pub fn select(mut rows: Vec<Row>, query: &Query) -> Page {
+/// The rows `query` asks for, with their pull counts from `pulls` (by reference). Only the
+/// page's rows are copied.
+pub fn select(rows: &[Row], pulls: &HashMap<String, Pulls>, query: &Query) -> Page {
     let needle = query.q.trim();
-    if !needle.is_empty() {
-        rows.retain(|r| r.reference.contains(needle));
-    }
+    let mut hits: Vec<(&Row, Pulls)> = rows
+        .iter()
+        .filter(|r| needle.is_empty() || r.reference.contains(needle))
+        .map(|r| (r, pulls.get(&r.reference).copied().unwrap_or(r.pulls)))
+        .collect();
     let by_name = |a: &Row, b: &Row| a.reference.cmp(&b.reference);
-    rows.sort_by(|a, b| {
+    hits.sort_by(|(a, pa), (b, pb)| {
         let primary = match query.sort {
             Sort::Name => by_name(a, b),
             Sort::Pinned => a.pinned_at.cmp(&b.pinned_at),
             Sort::Size => a.size.cmp(&b.size),
-            Sort::Pulls => a.pulls.count.cmp(&b.pulls.count),
+            Sort::Pulls => pa.count.cmp(&pb.count),
         };
         let primary = match query.dir() {
             Dir::Asc => primary,
@@ -142,13 +147,14 @@ pub fn select(mut rows: Vec<Row>, query: &Query) -> Page {
         };
         primary.then_with(|| by_name(a, b))
     });
-    let matching = rows.len();
+    let matching = hits.len();
     let pages = matching.div_ceil(PAGE_SIZE).max(1);
     let number = query.page.unwrap_or(1).clamp(1, pages);
-    let rows = rows
+    let rows = hits
         .into_iter()
         .skip((number - 1) * PAGE_SIZE)
         .take(PAGE_SIZE)
+        .map(|(r, pulls)| Row { pulls, ..r.clone() })
         .collect();
     Page {
         rows,
@@ -198,20 +204,35 @@ mod tests {
             dir,
             ..Query::default()
         };
-        let page = select(rows(), &Query::default());
+        let page = select(&rows(), &HashMap::new(), &Query::default());
         assert_eq!(names(&page), ["a:1", "b:1", "c:1"]);
-        let page = select(rows(), &q(Sort::Name, Some(Dir::Desc)));
+        let page = select(&rows(), &HashMap::new(), &q(Sort::Name, Some(Dir::Desc)));
         assert_eq!(names(&page), ["c:1", "b:1", "a:1"]);
         assert_eq!(
-            names(&select(rows(), &q(Sort::Size, None))),
+            names(&select(&rows(), &HashMap::new(), &q(Sort::Size, None))),
             ["b:1", "c:1", "a:1"]
         );
-        let page = select(rows(), &q(Sort::Pinned, Some(Dir::Asc)));
+        let page = select(&rows(), &HashMap::new(), &q(Sort::Pinned, Some(Dir::Asc)));
         assert_eq!(names(&page), ["c:1", "b:1", "a:1"]);
         assert_eq!(
-            names(&select(rows(), &q(Sort::Pulls, None))),
+            names(&select(&rows(), &HashMap::new(), &q(Sort::Pulls, None))),
             ["a:1", "c:1", "b:1"]
         );
+    }
+
+    #[test]
+    fn pull_counts_come_from_the_map() {
+        let pulls = HashMap::from([(
+            "docker.io/library/c:1".to_string(),
+            Pulls { count: 10, last: 1 },
+        )]);
+        let q = Query {
+            sort: Sort::Pulls,
+            ..Query::default()
+        };
+        let page = select(&rows(), &pulls, &q);
+        assert_eq!(names(&page), ["c:1", "a:1", "b:1"]);
+        assert_eq!(page.rows[0].pulls.count, 10);
     }
 
     #[test]
@@ -220,7 +241,7 @@ mod tests {
             q: " b:".into(),
             ..Query::default()
         };
-        let page = select(rows(), &q);
+        let page = select(&rows(), &HashMap::new(), &q);
         assert_eq!(names(&page), ["b:1"]);
         assert_eq!(page.matching, 1);
     }
@@ -234,15 +255,15 @@ mod tests {
             page: Some(page),
             ..Query::default()
         };
-        let first = select(many.clone(), &q(1));
+        let first = select(&many, &HashMap::new(), &q(1));
         assert_eq!(
             (first.rows.len(), first.pages, first.matching),
             (50, 3, 120)
         );
-        let last = select(many.clone(), &q(9));
+        let last = select(&many, &HashMap::new(), &q(9));
         assert_eq!((last.number, last.rows.len()), (3, 20));
         assert_eq!(names(&last)[0], "r100:1");
-        assert_eq!(select(many, &q(0)).number, 1);
-        assert_eq!(select(vec![], &Query::default()).pages, 1);
+        assert_eq!(select(&many, &HashMap::new(), &q(0)).number, 1);
+        assert_eq!(select(&[], &HashMap::new(), &Query::default()).pages, 1);
     }
 }

@@ -169,8 +169,10 @@ impl Index {
 
     /// Forget every tag record (before a replay of the whole journal).
     pub fn clear_tags(&self) -> Result<(), StoreError> {
-        self.tags.clear().map_err(db_err)?;
+        // The applied offset goes first: a reader comparing it before and after reading the
+        // records sees the change (see `Store::revision`).
         self.meta.remove(APPLIED).map_err(db_err)?;
+        self.tags.clear().map_err(db_err)?;
         self.flush()
     }
 

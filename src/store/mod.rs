@@ -316,6 +316,12 @@ impl Store {
         self.index.tags()
     }
 
+    /// Changes whenever a tag record does (it is the journal offset the index has applied;
+    /// 0 while the index is rebuilt). Records read between two equal revisions are current.
+    pub fn revision(&self) -> Result<u64, StoreError> {
+        self.index.applied()
+    }
+
     pub fn pending(&self, key: &str) -> Result<Option<Pending>, StoreError> {
         self.index.pending(key)
     }
