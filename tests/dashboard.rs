@@ -606,6 +606,14 @@ async fn a_private_dashboard_asks_for_the_token_and_an_off_one_serves_no_page() 
         assert_eq!(resp.status().as_u16(), 303, "{path}");
         assert_eq!(resp.headers()["location"], "/sign-in", "{path}");
     }
+    let b = Browser::start().await;
+    b.client().goto(&m.srv.url()).await.unwrap();
+    b.wait_for("form.sign-in", WAIT).await;
+    wait_url(&b, "/sign-in").await;
+    assert_only_mirror(&b, &m.srv, "/ (private)").await;
+    b.screenshot("private-sign-in").await;
+    b.close().await;
+
     let (cookie, _) = session(&m.srv).await;
     let page = http()
         .get(format!("{}/", m.srv.url()))

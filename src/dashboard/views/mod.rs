@@ -150,19 +150,9 @@ pub fn progress_text(p: &PinView) -> String {
     }
 }
 
-/// Bytes in binary units, one decimal: "1.5 MiB".
+/// Bytes in binary units, one decimal: "1.5 MiB" (as the commands print them).
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    match unit {
-        0 => format!("{n} B"),
-        _ => format!("{value:.1} {}", UNITS[unit]),
-    }
+    crate::commands::human_size(n)
 }
 
 /// `sha256:` and the first 12 hex digits.
