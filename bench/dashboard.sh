@@ -82,6 +82,8 @@ log "tagging $repo $tags times (curl PUT, xargs -P 8)"
 xargs -P 8 -I{} curl -sf -o /dev/null -X PUT -H "Content-Type: $index_type" \
     --data-binary "@$work/index.json" "http://$registry/v2/$repo/manifests/{}" \
     <"$work/tags.all" || die "PUT of the tags failed"
+curl -sf -o /dev/null -X PUT -H "Content-Type: $index_type" --data-binary "@$work/index.json" \
+    "http://$registry/v2/$repo/manifests/late" || die "PUT of the tag late failed"
 
 store=$runs_dir/store
 sb=("$sb_bin" --store "$store" --upstream "docker.io=http://$registry")
@@ -136,6 +138,12 @@ done
 for ((r = 0; r < runs; r++)); do
     time_page "http://$registry/v2/$repo/tags/list" "$work/page.registry"
 done
+# One more pin while serving (through the server): the next page adds it from the journal.
+"${sb[@]}" pin "$repo:late" >/dev/null 2>"$work/late.err" || die "pin of $repo:late failed"
+: >"$work/after.pin"
+time_page "http://$mirror/" "$work/after.pin"
+curl -sf "http://$mirror/?q=late" | grep -q "data-ref=\"docker.io/$repo:late\"" ||
+    die "the page after the pin does not list $repo:late"
 sb_rss_kib=$(awk '/VmHWM/ { print $2 }' "/proc/$sb_pid/status")
 stop_pid "$sb_pid"
 sb_pid=""
@@ -209,6 +217,7 @@ for entry in "${pages[@]}"; do
     row "$label" "$work/page.$i" "$target" "$work/cold.$i"
     i=$((i + 1))
 done
+row "cached tags, first page after a pin" "$work/after.pin" "< 50 ms" "$work/after.pin"
 row "tags/list (distribution registry)" "$work/page.registry" "reference"
 echo "server peak RSS (VmHWM): $((pages_rss_kib / 1024)) MiB after the dashboard's pages," \
     "$((sb_rss_kib / 1024)) MiB after tags/list too"

@@ -12,7 +12,7 @@ pub mod shared;
 pub mod twins;
 
 pub use drift::{DriftEntry, DriftReport, DriftState, drift, drift_in, shared_drift};
-pub use history::{HistoryEntry, history, history_in, shared_history};
+pub use history::{HistoryEntry, entries as history_entries, history, history_in, shared_history};
 pub use inspect::{Inspection, Node, inspect};
 
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,11 @@
-//! The pinned tags as the pages need them — one light row per tag, and the store's totals —
-//! read from the index once per revision of it (`Store::revision`), so that a page of a
-//! store with 10,000 tags does not decode 10,000 records every time.
-//! A local store's journal is kept the same way, by reference, for the tag pages' history.
+//! The pinned tags as the pages need them — one light row per tag, the store's totals, and
+//! (for a local store) the history of each tag — kept in memory and brought up to date from
+//! the journal lines written since (`Store::revision` is the journal offset the index has
+//! applied), so that a page of a store with 10,000 tags decodes neither 10,000 records nor
+//! the whole journal after each pin.
+//!
+//! New pins are added from their journal lines; an evict, a revision that went back (the
+//! index was rebuilt) or lines the index has not applied yet make it read everything again.
 //! Owns: the cached rows and history. Must not touch: anything but reading the store.
 
 use std::collections::{BTreeSet, HashMap};
@@ -9,89 +13,62 @@ use std::sync::{Arc, Mutex};
 
 use super::rows::Row;
 use crate::ops::{self, HistoryEntry};
+use crate::reference::Digest;
 use crate::registry::{Pulls, RegistryError};
-use crate::store::{Store, TagRecord};
+use crate::store::{Entry, Logged, Store, StoreError, TagRecord};
 
 /// What the index held at one revision.
+#[derive(Clone, Default)]
 pub struct Catalog {
     /// Without pull counts (the pages add them).
     pub rows: Vec<Row>,
     /// Distinct manifests and blobs the records reach, and their bytes.
     pub blobs: usize,
     pub size: u64,
+    seen: BTreeSet<Digest>,
 }
 
 impl Catalog {
     fn of(records: &[TagRecord]) -> Catalog {
-        let rows = records
-            .iter()
-            .map(|r| Row::new(r, Pulls::default()))
-            .collect();
-        let mut seen = BTreeSet::new();
-        let mut size = 0;
+        let mut catalog = Catalog::default();
         for r in records {
-            let manifests = r.manifests.iter().map(|m| (&m.digest, m.size));
-            for (digest, n) in manifests.chain(r.blobs.iter().map(|b| (&b.digest, b.size))) {
-                if seen.insert(digest) {
-                    size += n;
-                }
+            catalog.add(r);
+        }
+        catalog
+    }
+
+    fn add(&mut self, r: &TagRecord) {
+        self.rows.push(Row::new(r, Pulls::default()));
+        let manifests = r.manifests.iter().map(|m| (&m.digest, m.size));
+        for (digest, n) in manifests.chain(r.blobs.iter().map(|b| (&b.digest, b.size))) {
+            if self.seen.insert(digest.clone()) {
+                self.size += n;
             }
         }
-        Catalog {
-            rows,
-            blobs: seen.len(),
-            size,
-        }
+        self.blobs = self.seen.len();
     }
 }
 
 type History = HashMap<String, Vec<HistoryEntry>>;
 
-/// One value computed from the store, with the revision it was computed at.
-struct Slot<T>(Mutex<Option<(u64, Arc<T>)>>);
-
-impl<T> Default for Slot<T> {
-    fn default() -> Self {
-        Slot(Mutex::new(None))
-    }
-}
-
-impl<T: Send + Sync + 'static> Slot<T> {
-    /// The value for `store` now: the kept one while the revision is the same, else made
-    /// again by `make` (on a blocking thread) and kept if no record changed meanwhile.
-    async fn get(
-        &self,
-        store: &Arc<Store>,
-        make: fn(&Store) -> Result<T, crate::store::StoreError>,
-    ) -> Result<Arc<T>, RegistryError> {
-        let revision = store.revision()?;
-        if let Some((at, value)) = self.0.lock().expect("catalog").as_ref()
-            && *at == revision
-        {
-            return Ok(value.clone());
-        }
-        let s = store.clone();
-        let made = tokio::task::spawn_blocking(move || make(&s));
-        let value = Arc::new(made.await.expect("reading the store panicked")?);
-        if store.revision()? == revision {
-            *self.0.lock().expect("catalog") = Some((revision, value.clone()));
-        }
-        Ok(value)
-    }
+/// The cached state, at `revision`.
+#[derive(Clone)]
+struct Kept {
+    revision: u64,
+    catalog: Arc<Catalog>,
+    /// Made on the first tag page.
+    history: Option<Arc<History>>,
 }
 
 #[derive(Default)]
 pub struct Cached {
-    catalog: Slot<Catalog>,
-    history: Slot<History>,
+    kept: Mutex<Option<Kept>>,
 }
 
 impl Cached {
     /// The catalog of `store` now.
     pub async fn get(&self, store: &Arc<Store>) -> Result<Arc<Catalog>, RegistryError> {
-        self.catalog
-            .get(store, |s| s.tags().map(|r| Catalog::of(&r)))
-            .await
+        Ok(self.current(store, false).await?.catalog)
     }
 
     /// The journal entries of the tag `key` in a local store, oldest first.
@@ -100,15 +77,190 @@ impl Cached {
         store: &Arc<Store>,
         key: &str,
     ) -> Result<Vec<HistoryEntry>, RegistryError> {
-        let by_key = self.history.get(store, by_reference).await?;
-        Ok(by_key.get(key).cloned().unwrap_or_default())
+        let kept = self.current(store, true).await?;
+        let history = kept.history.expect("asked for");
+        Ok(history.get(key).cloned().unwrap_or_default())
+    }
+
+    /// The kept state brought to the store's revision (on a blocking thread).
+    async fn current(&self, store: &Arc<Store>, history: bool) -> Result<Kept, RegistryError> {
+        let revision = store.revision()?;
+        let old = self.kept.lock().expect("catalog").clone();
+        if let Some(k) = &old
+            && k.revision == revision
+            && (k.history.is_some() || !history)
+        {
+            return Ok(k.clone());
+        }
+        let s = store.clone();
+        let made = tokio::task::spawn_blocking(move || update(&s, old, revision, history));
+        let kept = made.await.expect("reading the store panicked")?;
+        // Kept only when no record changed while it was read.
+        if store.revision()? == kept.revision {
+            *self.kept.lock().expect("catalog") = Some(kept.clone());
+        }
+        Ok(kept)
     }
 }
 
-fn by_reference(store: &Store) -> Result<History, crate::store::StoreError> {
+/// `old` brought to `revision`: from the journal lines since, or read again.
+fn update(
+    store: &Store,
+    old: Option<Kept>,
+    revision: u64,
+    history: bool,
+) -> Result<Kept, StoreError> {
+    if let Some(old) = old.filter(|o| o.revision <= revision)
+        && (old.history.is_some() || !history)
+    {
+        let lines = store.history_since(old.revision)?;
+        if let Some(kept) = advance(old, lines, revision) {
+            return Ok(kept);
+        }
+    }
+    let catalog = Arc::new(Catalog::of(&store.tags()?));
+    let history = match history {
+        true => Some(Arc::new(by_reference(ops::history_entries(
+            store.history()?,
+        )))),
+        false => None,
+    };
+    Ok(Kept {
+        revision,
+        catalog,
+        history,
+    })
+}
+
+/// `old` with `lines` applied, when they are pins of new tags ending exactly at `revision`.
+fn advance(old: Kept, lines: Vec<Logged>, revision: u64) -> Option<Kept> {
+    let applied: Vec<Logged> = lines
+        .into_iter()
+        .take_while(|l| l.end <= revision)
+        .collect();
+    if applied.last().map_or(old.revision, |l| l.end) != revision {
+        return None;
+    }
+    let mut catalog = Catalog::clone(&old.catalog);
+    for l in &applied {
+        match &l.entry {
+            Entry::Pin { record } if !catalog.rows.iter().any(|r| r.reference == record.key) => {
+                catalog.add(record)
+            }
+            _ => return None,
+        }
+    }
+    let history = old.history.map(|h| {
+        let mut h = History::clone(&h);
+        for e in ops::history_entries(applied) {
+            h.entry(e.reference.clone()).or_default().push(e);
+        }
+        Arc::new(h)
+    });
+    Some(Kept {
+        revision,
+        catalog: Arc::new(catalog),
+        history,
+    })
+}
+
+fn by_reference(entries: Vec<HistoryEntry>) -> History {
     let mut map: History = HashMap::new();
-    for e in ops::history(store, None)? {
+    for e in entries {
         map.entry(e.reference.clone()).or_default().push(e);
     }
-    Ok(map)
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ManifestInfo;
+
+    fn record(store: &Store, name: &str) -> TagRecord {
+        let bytes = format!("{{\"name\":\"{name}\"}}");
+        let digest = crate::manifest::sha256(bytes.as_bytes());
+        let media_type = crate::manifest::OCI_MANIFEST.to_string();
+        store
+            .put_manifest(&digest, &media_type, bytes.as_bytes())
+            .unwrap();
+        let record = TagRecord {
+            key: format!("docker.io/library/{name}:1"),
+            digest: digest.clone(),
+            media_type: media_type.clone(),
+            platforms: vec![],
+            manifests: vec![ManifestInfo {
+                digest,
+                media_type,
+                size: bytes.len() as u64,
+                platform: None,
+            }],
+            blobs: vec![],
+            size: bytes.len() as u64,
+            pinned_at: 1,
+            origin: None,
+        };
+        store.record_tag(record).unwrap()
+    }
+
+    fn names(c: &Catalog) -> Vec<&str> {
+        let mut names: Vec<&str> = c.rows.iter().map(|r| r.reference.as_str()).collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn pins_are_added_from_the_journal_and_an_evict_reads_everything_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let cached = Cached::default();
+        record(&store, "a");
+        assert_eq!(
+            names(&cached.get(&store).await.unwrap()),
+            ["docker.io/library/a:1"]
+        );
+        let history = cached
+            .history(&store, "docker.io/library/a:1")
+            .await
+            .unwrap();
+        assert_eq!(history.len(), 1);
+
+        let before = cached.kept.lock().unwrap().clone().unwrap();
+        record(&store, "b");
+        let lines = store.history_since(before.revision).unwrap();
+        let now = store.revision().unwrap();
+        assert!(
+            advance(before.clone(), lines, now).is_some(),
+            "a pin is added, not re-read"
+        );
+        let c = cached.get(&store).await.unwrap();
+        assert_eq!(
+            names(&c),
+            ["docker.io/library/a:1", "docker.io/library/b:1"]
+        );
+        assert_eq!((c.blobs, c.size), (2, c.rows.iter().map(|r| r.size).sum()));
+        let history = cached
+            .history(&store, "docker.io/library/b:1")
+            .await
+            .unwrap();
+        assert_eq!(history[0].action, "pin");
+
+        let before = cached.kept.lock().unwrap().clone().unwrap();
+        store.evict("docker.io/library/a:1", None).unwrap();
+        let lines = store.history_since(before.revision).unwrap();
+        let now = store.revision().unwrap();
+        assert!(
+            advance(before, lines, now).is_none(),
+            "an evict reads everything again"
+        );
+        let c = cached.get(&store).await.unwrap();
+        assert_eq!(names(&c), ["docker.io/library/b:1"]);
+        assert_eq!(c.blobs, 1);
+        let history = cached
+            .history(&store, "docker.io/library/a:1")
+            .await
+            .unwrap();
+        let actions: Vec<&str> = history.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["pin", "evict"]);
+    }
 }

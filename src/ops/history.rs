@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::timestamp;
 use crate::shared::{JournalEntry, Shared, SharedError};
 use crate::snapshot::{Snapshotter, TierError};
-use crate::store::{Entry, Origin, Store, StoreError};
+use crate::store::{Entry, Logged, Origin, Store, StoreError};
 
 /// One pin or evict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,7 +48,12 @@ fn filtered(mut all: Vec<HistoryEntry>, filter: Option<&str>) -> Vec<HistoryEntr
 
 /// A local store's journal, oldest first.
 pub fn history(store: &Store, filter: Option<&str>) -> Result<Vec<HistoryEntry>, StoreError> {
-    let all = store.history()?.into_iter().map(|l| match l.entry {
+    Ok(filtered(entries(store.history()?), filter))
+}
+
+/// Journal lines as history entries.
+pub fn entries(lines: Vec<Logged>) -> Vec<HistoryEntry> {
+    let all = lines.into_iter().map(|l| match l.entry {
         Entry::Pin { record } => entry(
             record.pinned_at,
             "pin",
@@ -63,7 +68,7 @@ pub fn history(store: &Store, filter: Option<&str>) -> Result<Vec<HistoryEntry>,
             origin,
         } => entry(at, "evict", &key, digest.to_string(), origin),
     });
-    Ok(filtered(all.collect(), filter))
+    all.collect()
 }
 
 /// A bucket's journal objects, oldest first (their names sort by time).

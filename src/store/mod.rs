@@ -415,6 +415,11 @@ impl Store {
         self.journal.lock().expect("journal lock").read_all()
     }
 
+    /// The journal's lines after byte `offset` (a `revision` seen before), oldest first.
+    pub fn history_since(&self, offset: u64) -> Result<Vec<Logged>, StoreError> {
+        self.journal.lock().expect("journal lock").read_from(offset)
+    }
+
     /// The first place the journal's hash chain is broken (see `journal.rs`), if it is; the
     /// last line is checked against the hash the index kept when it was applied.
     pub fn journal_break(&self) -> Result<Option<ChainBreak>, StoreError> {
