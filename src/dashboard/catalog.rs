@@ -82,16 +82,20 @@ impl Cached {
         Ok(history.get(key).cloned().unwrap_or_default())
     }
 
-    /// The kept state brought to the store's revision (on a blocking thread).
+    /// The kept state brought to the store's revision (on a blocking thread). The state
+    /// is taken out while it is brought up to date, so that the new lines are applied in
+    /// place rather than to a copy (a page that asks meanwhile reads the index itself).
     async fn current(&self, store: &Arc<Store>, history: bool) -> Result<Kept, RegistryError> {
         let revision = store.revision()?;
-        let old = self.kept.lock().expect("catalog").clone();
-        if let Some(k) = &old
-            && k.revision == revision
-            && (k.history.is_some() || !history)
-        {
-            return Ok(k.clone());
-        }
+        let old = {
+            let mut kept = self.kept.lock().expect("catalog");
+            match kept.as_ref() {
+                Some(k) if k.revision == revision && (k.history.is_some() || !history) => {
+                    return Ok(k.clone());
+                }
+                _ => kept.take(),
+            }
+        };
         let s = store.clone();
         let made = tokio::task::spawn_blocking(move || update(&s, old, revision, history));
         let kept = made.await.expect("reading the store panicked")?;
@@ -141,25 +145,30 @@ fn advance(old: Kept, lines: Vec<Logged>, revision: u64) -> Option<Kept> {
     if applied.last().map_or(old.revision, |l| l.end) != revision {
         return None;
     }
-    let mut catalog = Catalog::clone(&old.catalog);
+    let pins_of_new_tags = applied.iter().all(|l| match &l.entry {
+        Entry::Pin { record } => !old.catalog.rows.iter().any(|r| r.reference == record.key),
+        Entry::Evict { .. } => false,
+    });
+    if !pins_of_new_tags {
+        return None;
+    }
+    let (mut catalog, mut history) = (old.catalog, old.history);
+    // In place when nothing else holds them (a page still rendering makes this a copy).
+    let rows = Arc::make_mut(&mut catalog);
     for l in &applied {
-        match &l.entry {
-            Entry::Pin { record } if !catalog.rows.iter().any(|r| r.reference == record.key) => {
-                catalog.add(record)
-            }
-            _ => return None,
+        if let Entry::Pin { record } = &l.entry {
+            rows.add(record);
         }
     }
-    let history = old.history.map(|h| {
-        let mut h = History::clone(&h);
+    if let Some(h) = history.as_mut() {
+        let h = Arc::make_mut(h);
         for e in ops::history_entries(applied) {
             h.entry(e.reference.clone()).or_default().push(e);
         }
-        Arc::new(h)
-    });
+    }
     Some(Kept {
         revision,
-        catalog: Arc::new(catalog),
+        catalog,
         history,
     })
 }
