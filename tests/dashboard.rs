@@ -576,6 +576,21 @@ async fn posts_without_a_live_session_and_its_csrf_token_change_nothing() {
     let body = wrong.text().await.unwrap();
     assert!(body.contains("not accepted") && !body.contains(TOKEN));
 
+    // A browser that was never signed in submits an evict form: the page says why not.
+    let b = Browser::start().await;
+    open(&b, &m.srv, "/", "table#tags").await;
+    let forge = "const f = document.createElement('form'); f.method = 'post'; \
+                 f.action = '/evict'; const i = document.createElement('input'); \
+                 i.name = 'ref'; i.value = 'docker.io/library/single:1'; f.append(i); \
+                 document.body.append(f); f.submit();";
+    b.client().execute(forge, vec![]).await.unwrap();
+    b.wait_text("h1", "Forbidden", WAIT).await;
+    b.wait_text("p.error", "sign in again", WAIT).await;
+    assert_only_mirror(&b, &m.srv, "POST /evict").await;
+    b.screenshot("forged-post-refused").await;
+    b.close().await;
+    assert!(pinned(&m.list().await), "the tag stays");
+
     let (cookie, csrf) = session(&m.srv).await;
     let form = [
         ("ref", "docker.io/library/single:1"),
