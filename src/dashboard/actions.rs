@@ -57,10 +57,7 @@ pub async fn sign_in(
     form: Result<Form<Fields>, FormRejection>,
 ) -> Response {
     let f = fields(form);
-    let viewer = Viewer {
-        can_sign_in: true,
-        ..Viewer::default()
-    };
+    let viewer = Viewer::default();
     if let Err(e) = super::same_origin(&headers) {
         return failure(&viewer, e);
     }

@@ -22,8 +22,7 @@ use crate::store::{Entry, Logged, Store, StoreError, TagRecord};
 pub struct Catalog {
     /// Without pull counts (the pages add them).
     pub rows: Vec<Row>,
-    /// Distinct manifests and blobs the records reach, and their bytes.
-    pub blobs: usize,
+    /// Bytes of the distinct manifests and blobs the records reach (`seen`).
     pub size: u64,
     seen: BTreeSet<Digest>,
 }
@@ -45,7 +44,11 @@ impl Catalog {
                 self.size += n;
             }
         }
-        self.blobs = self.seen.len();
+    }
+
+    /// Distinct manifests and blobs the records reach.
+    pub fn blobs(&self) -> usize {
+        self.seen.len()
     }
 }
 
@@ -247,7 +250,10 @@ mod tests {
             names(&c),
             ["docker.io/library/a:1", "docker.io/library/b:1"]
         );
-        assert_eq!((c.blobs, c.size), (2, c.rows.iter().map(|r| r.size).sum()));
+        assert_eq!(
+            (c.blobs(), c.size),
+            (2, c.rows.iter().map(|r| r.size).sum())
+        );
         let history = cached
             .history(&store, "docker.io/library/b:1")
             .await
@@ -264,7 +270,7 @@ mod tests {
         );
         let c = cached.get(&store).await.unwrap();
         assert_eq!(names(&c), ["docker.io/library/b:1"]);
-        assert_eq!(c.blobs, 1);
+        assert_eq!(c.blobs(), 1);
         let history = cached
             .history(&store, "docker.io/library/a:1")
             .await

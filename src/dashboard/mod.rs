@@ -74,7 +74,6 @@ impl Dashboard {
         Viewer {
             csrf: id.as_deref().and_then(|id| self.sessions.csrf(id)),
             notice: None,
-            can_sign_in: true,
         }
     }
 
@@ -115,8 +114,16 @@ impl Dashboard {
         }
     }
 
-    fn pins_started(&self) -> Vec<String> {
-        self.started.lock().expect("started pins").clone()
+    /// The snapshotter's pins in flight, and the pins started from the form that it does
+    /// not list (yet).
+    fn in_flight(&self) -> (Vec<crate::snapshot::PinView>, Vec<String>) {
+        let pins = self.app.snap.in_flight();
+        let started = self.started.lock().expect("started pins").clone();
+        let waiting = started
+            .into_iter()
+            .filter(|r| !pins.iter().any(|p| &p.reference == r))
+            .collect();
+        (pins, waiting)
     }
 }
 

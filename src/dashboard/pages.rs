@@ -34,7 +34,7 @@ pub async fn tags(
     };
     let page = rows::select(&catalog.rows, &d.app.usage.all(), &query);
     let missing = missing_blobs(&d, &page.rows);
-    let (pins, waiting) = (snap.in_flight(), d.pins_started());
+    let (pins, waiting) = d.in_flight();
     let refresh = query
         .pinning
         .as_ref()
@@ -172,11 +172,11 @@ pub async fn store(State(d): State<Arc<Dashboard>>, headers: HeaderMap) -> Respo
     };
     let stats = snap.upstreams().stats();
     let budgets = snap.upstreams().budgets();
-    let (pins, waiting) = (snap.in_flight(), d.pins_started());
+    let (pins, waiting) = d.in_flight();
     let page = views::store::StorePage {
         location: d.location.clone(),
         tags: catalog.rows.len(),
-        blobs: catalog.blobs,
+        blobs: catalog.blobs(),
         size: catalog.size,
         counts: d.app.metrics.counts(),
         upstream_requests: stats.requests.load(std::sync::atomic::Ordering::Relaxed),
@@ -208,12 +208,7 @@ pub async fn progress(State(d): State<Arc<Dashboard>>, headers: HeaderMap) -> Re
     if let Err(resp) = d.admit(&headers) {
         return resp;
     }
-    let pins = d.app.snap.in_flight();
-    let waiting = d
-        .pins_started()
-        .into_iter()
-        .filter(|r| !pins.iter().any(|p| &p.reference == r))
-        .collect();
+    let (pins, waiting) = d.in_flight();
     let pins = pins
         .iter()
         .map(|p| PinProgress {

@@ -18,8 +18,6 @@ pub struct Viewer {
     pub csrf: Option<String>,
     /// A notice from the last action (shown once).
     pub notice: Option<String>,
-    /// Sign-in is offered (the pages are not all private to signed-in users).
-    pub can_sign_in: bool,
 }
 
 impl Viewer {
@@ -99,7 +97,7 @@ fn session_control(viewer: &Viewer) -> Markup {
                 input type="hidden" name="csrf" value=(csrf);
                 button type="submit" { "Sign out" }
             }
-        } @else if viewer.can_sign_in {
+        } @else {
             a href="/sign-in" { "Sign in" }
         }
     }
@@ -124,7 +122,7 @@ pub fn in_flight(pins: &[PinView], waiting: &[String]) -> Markup {
                             }
                         }
                     }
-                    @for r in waiting.iter().filter(|r| !pins.iter().any(|p| &p.reference == *r)) {
+                    @for r in waiting {
                         tr data-pin=(r) {
                             td { (r) }
                             td { progress {} " " span.progress-text { "starting…" } }

@@ -15,7 +15,7 @@ pub struct TagsPage<'a> {
     /// Blobs missing from the store, for each row of the page.
     pub missing: &'a [usize],
     pub pins: &'a [PinView],
-    /// Pins this dashboard started that have not ended.
+    /// Pins this dashboard started that the snapshotter does not list yet.
     pub waiting: &'a [String],
     /// The pin from the form is still running: reload until it ends (without script).
     pub refresh: bool,
