@@ -1,2 +1,0 @@
-0449352e
-{"lastIndex":4,"lastTerm":0,"peers":[{"name":"127.0.0.1:41002.51002","connectionString":"127.0.0.1:51002"}],"state":"eyJtYXhWb2x1bWVJZCI6MCwidG9wb2xvZ3lJZCI6IjQ2ODcyZDFhLTVmNTAtNDA2Mi05ODQ2LTdmNGY1YmM2MmMxNSJ9","path":"/work/main/d/m41002/snapshot/0_4.ss"}
