@@ -107,7 +107,7 @@ _stablebuild() {
 
     case "${cmd}" in
         stablebuild)
-            opts="-v -h -V --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help --version pin pull list evict gc verify serve inspect migrate history lock drift twins help"
+            opts="-v -h -V --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help --version pin pull list evict gc verify serve inspect migrate history lock drift twins help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -133,6 +133,10 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --upstream-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -149,7 +153,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__drift)
-            opts="-v -h --exit-code --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --exit-code --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -172,6 +176,10 @@ _stablebuild() {
                     return 0
                     ;;
                 --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-ca)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -191,7 +199,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__evict)
-            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -217,6 +225,10 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --upstream-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -233,7 +245,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__gc)
-            opts="-v -h --dry-run --grace --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --dry-run --grace --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -260,6 +272,10 @@ _stablebuild() {
                     return 0
                     ;;
                 --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-ca)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -489,7 +505,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__history)
-            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -512,6 +528,10 @@ _stablebuild() {
                     return 0
                     ;;
                 --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-ca)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -531,7 +551,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__inspect)
-            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -554,6 +574,10 @@ _stablebuild() {
                     return 0
                     ;;
                 --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-ca)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -573,7 +597,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__list)
-            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -599,6 +623,10 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --upstream-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -615,7 +643,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__lock)
-            opts="-v -h --mirror --diff --check --dated --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --mirror --diff --check --dated --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -645,6 +673,10 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --upstream-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -661,7 +693,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__migrate)
-            opts="-j -v -h --to --jobs --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-j -v -h --to --jobs --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -699,6 +731,10 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --upstream-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -715,7 +751,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__pin)
-            opts="-f -j -v -h --file --jobs --dated --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-f -j -v -h --file --jobs --dated --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -757,6 +793,10 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --upstream-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -773,7 +813,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__pull)
-            opts="-o -j -v -h --output --format --platform --jobs --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-o -j -v -h --output --format --platform --jobs --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -823,6 +863,10 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --upstream-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -839,7 +883,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__serve)
-            opts="-j -v -h --listen --allow --admin-token --jobs --read-only --refresh --redirect --drift-every --dashboard --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-j -v -h --listen --allow --admin-token --jobs --read-only --refresh --redirect --drift-every --tls-cert --tls-key --dashboard --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -873,6 +917,14 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --dashboard)
                     COMPREPLY=($(compgen -W "public private off" -- "${cur}"))
                     return 0
@@ -897,6 +949,10 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --upstream-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -913,7 +969,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__twins)
-            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -936,6 +992,10 @@ _stablebuild() {
                     return 0
                     ;;
                 --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-ca)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -955,7 +1015,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__verify)
-            opts="-v -h --repair --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --repair --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -978,6 +1038,10 @@ _stablebuild() {
                     return 0
                     ;;
                 --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-ca)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

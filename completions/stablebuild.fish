@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_stablebuild_global_optspecs
-    string join \n store= cache= cache-size= upstream= insecure-registry= server= token= json no-wait v/verbose h/help V/version
+    string join \n store= cache= cache-size= upstream= insecure-registry= upstream-ca= server= token= json no-wait v/verbose h/help V/version
 end
 
 function __fish_stablebuild_needs_command
@@ -29,6 +29,7 @@ complete -c stablebuild -n "__fish_stablebuild_needs_command" -l cache -d 'With 
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l cache-size -d 'With an s3:// store: the most the cache\'s blobs may take, e.g. 50GiB, 800M or 40% (of the cache\'s filesystem); the least recently used leave first [default: 25%]' -r
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
+complete -c stablebuild -n "__fish_stablebuild_needs_command" -l upstream-ca -d 'Trust the CA certificates in this PEM file for upstream registries, besides the system\'s roots (which honour SSL_CERT_FILE and SSL_CERT_DIR) (repeatable)' -r -F
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l server -d 'Run pin, list, evict, gc, verify, history and drift through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_needs_command" -l json -d 'Print results as one JSON document'
@@ -57,6 +58,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l cache -d
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l cache-size -d 'With an s3:// store: the most the cache\'s blobs may take, e.g. 50GiB, 800M or 40% (of the cache\'s filesystem); the least recently used leave first [default: 25%]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l upstream-ca -d 'Trust the CA certificates in this PEM file for upstream registries, besides the system\'s roots (which honour SSL_CERT_FILE and SSL_CERT_DIR) (repeatable)' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l server -d 'Run pin, list, evict, gc, verify, history and drift through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pin" -l dated -d 'Pin each image\'s most specific twin instead (ubuntu:20.04 → ubuntu:focal-20230801; see `twins`), saying so on stderr'
@@ -74,6 +76,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l cache -
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l cache-size -d 'With an s3:// store: the most the cache\'s blobs may take, e.g. 50GiB, 800M or 40% (of the cache\'s filesystem); the least recently used leave first [default: 25%]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l upstream-ca -d 'Trust the CA certificates in this PEM file for upstream registries, besides the system\'s roots (which honour SSL_CERT_FILE and SSL_CERT_DIR) (repeatable)' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l server -d 'Run pin, list, evict, gc, verify, history and drift through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand pull" -l json -d 'Print results as one JSON document'
@@ -85,6 +88,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l cache -
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l cache-size -d 'With an s3:// store: the most the cache\'s blobs may take, e.g. 50GiB, 800M or 40% (of the cache\'s filesystem); the least recently used leave first [default: 25%]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l upstream-ca -d 'Trust the CA certificates in this PEM file for upstream registries, besides the system\'s roots (which honour SSL_CERT_FILE and SSL_CERT_DIR) (repeatable)' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l server -d 'Run pin, list, evict, gc, verify, history and drift through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand list" -l json -d 'Print results as one JSON document'
@@ -96,6 +100,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l cache 
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l cache-size -d 'With an s3:// store: the most the cache\'s blobs may take, e.g. 50GiB, 800M or 40% (of the cache\'s filesystem); the least recently used leave first [default: 25%]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l upstream-ca -d 'Trust the CA certificates in this PEM file for upstream registries, besides the system\'s roots (which honour SSL_CERT_FILE and SSL_CERT_DIR) (repeatable)' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l server -d 'Run pin, list, evict, gc, verify, history and drift through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand evict" -l json -d 'Print results as one JSON document'
@@ -108,6 +113,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l cache -d 
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l cache-size -d 'With an s3:// store: the most the cache\'s blobs may take, e.g. 50GiB, 800M or 40% (of the cache\'s filesystem); the least recently used leave first [default: 25%]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l upstream-ca -d 'Trust the CA certificates in this PEM file for upstream registries, besides the system\'s roots (which honour SSL_CERT_FILE and SSL_CERT_DIR) (repeatable)' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l server -d 'Run pin, list, evict, gc, verify, history and drift through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand gc" -l dry-run -d 'Only report what would be removed'
@@ -120,6 +126,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l cache
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l cache-size -d 'With an s3:// store: the most the cache\'s blobs may take, e.g. 50GiB, 800M or 40% (of the cache\'s filesystem); the least recently used leave first [default: 25%]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l upstream-ca -d 'Trust the CA certificates in this PEM file for upstream registries, besides the system\'s roots (which honour SSL_CERT_FILE and SSL_CERT_DIR) (repeatable)' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l server -d 'Run pin, list, evict, gc, verify, history and drift through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand verify" -l repair -d 'Rebuild the index from the journal and remove corrupt blobs (pin fetches them again)'
@@ -133,6 +140,8 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l admin-
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -s j -l jobs -d 'Blobs downloaded in parallel per pull-through pin' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l refresh -d 'With an s3:// store: how often the records this replica has cached are checked against the bucket (an evict anywhere is honoured within this)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l drift-every -d 'Run `drift` on the store this often (e.g. 10m) and export the result in /metrics [default: off]' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l tls-cert -d 'Serve over TLS with this certificate chain (PEM: the server\'s certificate first, then intermediates), HTTP/1.1 and HTTP/2; re-read on SIGHUP' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l tls-key -d 'The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1); re-read on SIGHUP' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l dashboard -d 'The web dashboard at /: read-only pages for anyone (public), only after signing in with the admin token (private), or none (off); evict, pin and gc always need sign-in' -r -f -a "public\t''
 private\t''
 off\t''"
@@ -141,6 +150,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l cache 
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l cache-size -d 'With an s3:// store: the most the cache\'s blobs may take, e.g. 50GiB, 800M or 40% (of the cache\'s filesystem); the least recently used leave first [default: 25%]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l upstream-ca -d 'Trust the CA certificates in this PEM file for upstream registries, besides the system\'s roots (which honour SSL_CERT_FILE and SSL_CERT_DIR) (repeatable)' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l server -d 'Run pin, list, evict, gc, verify, history and drift through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l read-only -d 'Serve what is pinned and never write the store (misses answer 503); works on a store this process may not write'
@@ -154,6 +164,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l cach
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l cache-size -d 'With an s3:// store: the most the cache\'s blobs may take, e.g. 50GiB, 800M or 40% (of the cache\'s filesystem); the least recently used leave first [default: 25%]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l upstream-ca -d 'Trust the CA certificates in this PEM file for upstream registries, besides the system\'s roots (which honour SSL_CERT_FILE and SSL_CERT_DIR) (repeatable)' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l server -d 'Run pin, list, evict, gc, verify, history and drift through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand inspect" -l json -d 'Print results as one JSON document'
@@ -167,6 +178,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand migrate" -l cach
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand migrate" -l cache-size -d 'With an s3:// store: the most the cache\'s blobs may take, e.g. 50GiB, 800M or 40% (of the cache\'s filesystem); the least recently used leave first [default: 25%]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand migrate" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand migrate" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand migrate" -l upstream-ca -d 'Trust the CA certificates in this PEM file for upstream registries, besides the system\'s roots (which honour SSL_CERT_FILE and SSL_CERT_DIR) (repeatable)' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand migrate" -l server -d 'Run pin, list, evict, gc, verify, history and drift through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand migrate" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand migrate" -l json -d 'Print results as one JSON document'
@@ -178,6 +190,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand history" -l cach
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand history" -l cache-size -d 'With an s3:// store: the most the cache\'s blobs may take, e.g. 50GiB, 800M or 40% (of the cache\'s filesystem); the least recently used leave first [default: 25%]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand history" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand history" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand history" -l upstream-ca -d 'Trust the CA certificates in this PEM file for upstream registries, besides the system\'s roots (which honour SSL_CERT_FILE and SSL_CERT_DIR) (repeatable)' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand history" -l server -d 'Run pin, list, evict, gc, verify, history and drift through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand history" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand history" -l json -d 'Print results as one JSON document'
@@ -190,6 +203,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand lock" -l cache -
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand lock" -l cache-size -d 'With an s3:// store: the most the cache\'s blobs may take, e.g. 50GiB, 800M or 40% (of the cache\'s filesystem); the least recently used leave first [default: 25%]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand lock" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand lock" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand lock" -l upstream-ca -d 'Trust the CA certificates in this PEM file for upstream registries, besides the system\'s roots (which honour SSL_CERT_FILE and SSL_CERT_DIR) (repeatable)' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand lock" -l server -d 'Run pin, list, evict, gc, verify, history and drift through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand lock" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand lock" -l diff -d 'Print the change as a unified diff and write no file (references are still pinned)'
@@ -204,6 +218,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand drift" -l cache 
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand drift" -l cache-size -d 'With an s3:// store: the most the cache\'s blobs may take, e.g. 50GiB, 800M or 40% (of the cache\'s filesystem); the least recently used leave first [default: 25%]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand drift" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand drift" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand drift" -l upstream-ca -d 'Trust the CA certificates in this PEM file for upstream registries, besides the system\'s roots (which honour SSL_CERT_FILE and SSL_CERT_DIR) (repeatable)' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand drift" -l server -d 'Run pin, list, evict, gc, verify, history and drift through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand drift" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand drift" -l exit-code -d 'Exit 1 when a tag moved, is gone, or could not be checked'
@@ -216,6 +231,7 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand twins" -l cache 
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand twins" -l cache-size -d 'With an s3:// store: the most the cache\'s blobs may take, e.g. 50GiB, 800M or 40% (of the cache\'s filesystem); the least recently used leave first [default: 25%]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand twins" -l upstream -d 'Reach a registry at another endpoint, e.g. docker.io=http://127.0.0.1:5001 (repeatable; the variable takes a comma-separated list)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand twins" -l insecure-registry -d 'Reach this registry without verifying its certificate, or over plain http when it does not speak TLS, as Docker does (repeatable; localhost, 127.0.0.0/8 and ::1 always are)' -r
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand twins" -l upstream-ca -d 'Trust the CA certificates in this PEM file for upstream registries, besides the system\'s roots (which honour SSL_CERT_FILE and SSL_CERT_DIR) (repeatable)' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand twins" -l server -d 'Run pin, list, evict, gc, verify, history and drift through this stablebuild server (default: the server holding --store, if one is running)' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand twins" -l token -d 'The server\'s admin token, for --server' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand twins" -l json -d 'Print results as one JSON document'

@@ -72,6 +72,17 @@ pub struct Global {
     )]
     pub insecure_registries: Vec<String>,
 
+    /// Trust the CA certificates in this PEM file for upstream registries, besides the
+    /// system's roots (which honour SSL_CERT_FILE and SSL_CERT_DIR) (repeatable)
+    #[arg(
+        long,
+        global = true,
+        env = "STABLEBUILD_UPSTREAM_CA",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub upstream_ca: Vec<PathBuf>,
+
     /// Run pin, list, evict, gc, verify, history and drift through this stablebuild server
     /// (default: the server holding --store, if one is running)
     #[arg(long, global = true, env = "STABLEBUILD_SERVER", value_name = "URL")]
@@ -352,6 +363,15 @@ pub struct ServeArgs {
     /// [default: off]
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub drift_every: Option<std::time::Duration>,
+
+    /// Serve over TLS with this certificate chain (PEM: the server's certificate first, then
+    /// intermediates), HTTP/1.1 and HTTP/2; re-read on SIGHUP
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1); re-read on SIGHUP
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 
     /// The web dashboard at /: read-only pages for anyone (public), only after signing in
     /// with the admin token (private), or none (off); evict, pin and gc always need sign-in

@@ -31,6 +31,8 @@ pub struct Config {
     pub upstreams: BTreeMap<String, String>,
     /// Registries reached without TLS verification, then over plain http.
     pub insecure: Vec<String>,
+    /// CA certificates trusted for upstream registries besides the system's.
+    pub upstream_ca: Vec<PathBuf>,
     pub json: bool,
     /// Fail instead of waiting when another process holds the store.
     pub no_wait: bool,
@@ -59,6 +61,7 @@ impl Config {
             cache_size: g.cache_size.unwrap_or(CacheSize::Share(25)),
             upstreams: parse_upstreams(&g.upstream)?,
             insecure: g.insecure_registries.clone(),
+            upstream_ca: g.upstream_ca.clone(),
             json: g.json,
             no_wait: g.no_wait,
             verbose: g.verbose,

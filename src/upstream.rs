@@ -87,6 +87,8 @@ pub enum UpstreamError {
     NotTls { registry: String, url: String },
     #[error("invalid --upstream {0}")]
     BadOverride(String),
+    #[error("--upstream-ca {path}: {reason}")]
+    BadCa { path: String, reason: String },
 }
 
 impl UpstreamError {
@@ -180,14 +182,27 @@ pub struct Upstreams {
     stats: Arc<UpstreamStats>,
 }
 
+/// How the registries are reached.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Registry names to endpoints (`docker.io` → `http://127.0.0.1:5001`).
+    pub overrides: BTreeMap<String, String>,
+    /// Registries reached without TLS verification, then over plain http.
+    pub insecure: Vec<String>,
+    /// PEM files of CA certificates trusted besides the system's roots (which honour
+    /// `SSL_CERT_FILE` and `SSL_CERT_DIR`).
+    pub ca_files: Vec<std::path::PathBuf>,
+    pub retry: RetryPolicy,
+}
+
 impl Upstreams {
-    /// `overrides` maps registry names to endpoints (`docker.io` → `http://127.0.0.1:5001`);
-    /// `insecure` names registries reached without TLS verification, then over plain http.
-    pub fn new(
-        overrides: BTreeMap<String, String>,
-        insecure: &[String],
-        retry: RetryPolicy,
-    ) -> Result<Upstreams, UpstreamError> {
+    pub fn new(options: Options) -> Result<Upstreams, UpstreamError> {
+        let Options {
+            overrides,
+            insecure,
+            ca_files,
+            retry,
+        } = options;
         for (name, url) in &overrides {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(UpstreamError::BadOverride(format!(
@@ -195,8 +210,10 @@ impl Upstreams {
                 )));
             }
         }
+        let roots = extra_roots(&ca_files)?;
         let client = |verify: bool| {
             reqwest::Client::builder()
+                .tls_certs_merge(roots.clone())
                 .user_agent(concat!("stablebuild/", env!("CARGO_PKG_VERSION")))
                 .connect_timeout(Duration::from_secs(10))
                 .read_timeout(Duration::from_secs(60))
@@ -208,7 +225,7 @@ impl Upstreams {
         Ok(Upstreams {
             http: client(true)?,
             http_unverified: client(false)?,
-            endpoints: Endpoints::new(overrides, insecure),
+            endpoints: Endpoints::new(overrides, &insecure),
             retry,
             clients: Mutex::new(HashMap::new()),
             stats: Arc::default(),
@@ -251,6 +268,26 @@ impl Upstreams {
         });
         client.clone()
     }
+}
+
+/// The certificates in `files` (PEM bundles), each file with at least one.
+fn extra_roots(files: &[std::path::PathBuf]) -> Result<Vec<reqwest::Certificate>, UpstreamError> {
+    let mut roots = Vec::new();
+    for path in files {
+        let bad = |reason: String| UpstreamError::BadCa {
+            path: path.display().to_string(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad(
+                "no CERTIFICATE block: expected PEM CA certificates".into()
+            ));
+        }
+        roots.extend(certs);
+    }
+    Ok(roots)
 }
 
 /// One registry's client.

@@ -7,6 +7,9 @@
 //!   digest through the mirror;
 //! - dockerd 20.10 with `registry-mirrors` (pull by tag and by digest), and a prefix pull from
 //!   the server as an insecure registry.
+//! - over TLS (`serve --tls-cert`, a test CA): containerd trusting the CA named in
+//!   `hosts.toml`, dockerd with an https `registry-mirrors` entry trusting
+//!   `/etc/docker/certs.d/HOST:PORT/ca.crt`.
 //!
 //! A pull that succeeds proves little on its own: dockerd silently falls back to Docker Hub on
 //! any mirror error. So every test checks that the server logged the manifest and blob
@@ -28,6 +31,7 @@ use common::cli::Sb;
 use common::fixtures::{self, Pushed};
 use common::registry::Registry;
 use common::server::Server;
+use common::tls::TestCa;
 
 /// The CLI of the `docker.io` package; another `docker` may come first in PATH.
 const DOCKER: &str = "/usr/bin/docker";
@@ -60,7 +64,7 @@ async fn containerd_pulls_through_a_hosts_toml_mirror() {
     let sb = Sb::new(&reg.url());
     let srv = Server::start(&sb, &[]).await;
     let containerd = Containerd::start().await;
-    let hosts = containerd.write_hosts_dir(&srv.addr);
+    let hosts = containerd.write_hosts_dir(&srv.url(), None);
 
     let image = "docker.io/library/multi:1";
     let hosts = hosts.to_str().unwrap();
@@ -80,6 +84,59 @@ async fn containerd_pulls_through_a_hosts_toml_mirror() {
     assert_blobs_served(&log, &multi.repo, &blobs_of(&manifest), "?ns=docker.io");
     containerd.stop().await;
     srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containerd_pulls_over_tls_trusting_the_ca_named_in_hosts_toml() {
+    let reg = Registry::start().await;
+    let single = fixtures::push_single(&reg.url()).await;
+    let sb = Sb::new(&reg.url());
+    let ca = TestCa::new();
+    let srv = Server::start_tls(&sb, &ca, &[]).await;
+    let containerd = Containerd::start().await;
+    let hosts = containerd.write_hosts_dir(&srv.url(), Some(&ca.root()));
+
+    let image = "docker.io/library/single:1";
+    let hosts = hosts.to_str().unwrap();
+    containerd
+        .ctr_ok(&["images", "pull", "--hosts-dir", hosts, image], &srv)
+        .await;
+    let listed = containerd.ctr_ok(&["images", "ls"], &srv).await;
+    assert!(listed.contains(&single.digest), "{listed}");
+    let log = srv.log();
+    assert_manifest_served(&log, &single.repo, "1", "?ns=docker.io");
+    let manifest = local_manifest(&reg.url(), &single).await;
+    assert_blobs_served(&log, &single.repo, &blobs_of(&manifest), "?ns=docker.io");
+    containerd.stop().await;
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dockerd_pulls_through_an_https_mirror_trusting_certs_d() {
+    let reg = Registry::start().await;
+    let single = fixtures::push_single(&reg.url()).await;
+    let sb = Sb::new(&reg.url());
+    let ca = TestCa::new();
+    let srv = Server::start_tls(&sb, &ca, &[]).await;
+    // dockerd reads /etc/docker/certs.d/HOST:PORT/ca.crt and has no flag for another place:
+    // the test's port is its own, and the directory goes when the test ends.
+    let certs = CertsD::install(&srv.addr, &ca.root());
+    let config = serde_json::json!({ "registry-mirrors": [srv.url()] });
+    let dockerd = Dockerd::start_with(config).await;
+
+    dockerd.pull("library/single:1", &srv).await;
+    let manifest = local_manifest(&reg.url(), &single).await;
+    let repo_digest = format!("single@{}", single.digest);
+    dockerd
+        .assert_image("single:1", &repo_digest, &manifest, &srv)
+        .await;
+    let log = srv.log();
+    assert_manifest_served(&log, &single.repo, "1", "");
+    assert_blobs_served(&log, &single.repo, &blobs_of(&manifest), "");
+    dockerd.assert_no_fallback(&srv, &[]);
+    dockerd.stop().await;
+    srv.stop().await;
+    drop(certs);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,6 +266,24 @@ async fn a_dockerfile_locked_through_the_server_builds_with_dockerd_pulling_by_d
 
 /// The manifest (as JSON) a daemon on this machine pulls for `pushed`: the tag's own manifest,
 /// or the index entry for linux on this machine's architecture.
+/// `/etc/docker/certs.d/HOST:PORT/ca.crt`, removed on drop.
+struct CertsD(PathBuf);
+
+impl CertsD {
+    fn install(addr: &str, root: &Path) -> CertsD {
+        let dir = Path::new("/etc/docker/certs.d").join(addr);
+        std::fs::create_dir_all(&dir).expect("create /etc/docker/certs.d/HOST:PORT");
+        std::fs::copy(root, dir.join("ca.crt")).expect("install ca.crt");
+        CertsD(dir)
+    }
+}
+
+impl Drop for CertsD {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 async fn local_manifest(upstream: &str, pushed: &Pushed) -> Value {
     let root = manifest_json(upstream, &pushed.repo, &pushed.digest).await;
     let Some(entries) = root["manifests"].as_array() else {
@@ -398,14 +473,15 @@ impl Containerd {
         Containerd { child, dir }
     }
 
-    /// Writes `DIR/docker.io/hosts.toml` sending docker.io pulls to `mirror` over plain http;
-    /// returns DIR.
-    fn write_hosts_dir(&self, mirror: &str) -> PathBuf {
+    /// Writes `DIR/docker.io/hosts.toml` sending docker.io pulls to `mirror` (a URL),
+    /// trusting the CA certificate `ca` when given; returns DIR.
+    fn write_hosts_dir(&self, mirror: &str, ca: Option<&Path>) -> PathBuf {
         let hosts = self.dir.path().join("certs.d");
         std::fs::create_dir_all(hosts.join("docker.io")).expect("create hosts dir");
+        let ca = ca.map_or(String::new(), |ca| format!("  ca = \"{}\"\n", ca.display()));
         let toml = format!(
             "server = \"https://registry-1.docker.io\"\n\n\
-             [host.\"http://{mirror}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+             [host.\"{mirror}\"]\n  capabilities = [\"pull\", \"resolve\"]\n{ca}"
         );
         std::fs::write(hosts.join("docker.io/hosts.toml"), toml).expect("write hosts.toml");
         hosts
@@ -471,16 +547,21 @@ struct Dockerd {
 
 impl Dockerd {
     async fn start(mirror: &str) -> Dockerd {
+        let config = serde_json::json!({
+            "registry-mirrors": [format!("http://{mirror}")],
+            "insecure-registries": [mirror],
+        });
+        Dockerd::start_with(config).await
+    }
+
+    /// A dockerd with `config` as its daemon.json (plus its private key path).
+    async fn start_with(mut config: Value) -> Dockerd {
         let dir = tempfile::Builder::new()
             .prefix("sb-dockerd-")
             .tempdir()
             .expect("dockerd temp dir");
         let d = dir.path();
-        let config = serde_json::json!({
-            "registry-mirrors": [format!("http://{mirror}")],
-            "insecure-registries": [mirror],
-            "deprecated-key-path": d.join("key.json"),
-        });
+        config["deprecated-key-path"] = d.join("key.json").to_str().unwrap().into();
         std::fs::write(d.join("daemon.json"), config.to_string()).expect("write daemon.json");
         let mut dockerd = Dockerd { child: None, dir };
         let mut child = spawn_daemon(

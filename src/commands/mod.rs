@@ -33,7 +33,7 @@ use crate::snapshot::{Snapshotter, Tier};
 use crate::store::{
     Contended, Holder, Mode, Opening, ServerInfo, Store, StoreError, read_server_info,
 };
-use crate::upstream::{RetryPolicy, Upstreams};
+use crate::upstream::{Options, RetryPolicy, Upstreams};
 
 pub(crate) use origin::cli_origin;
 
@@ -160,7 +160,7 @@ pub(crate) async fn backend(config: &Config, need: Need) -> anyhow::Result<Backe
                 info.pid,
                 info.url
             );
-            Ok(Backend::Remote(Remote::new(&info.url, Some(info.token))))
+            Ok(Backend::Remote(Remote::local(&info.url, info.token)))
         }
     }
 }
@@ -224,11 +224,12 @@ pub(crate) fn snapshotter(
 
 /// The upstream clients that `--upstream` and `--insecure-registry` describe.
 pub(crate) fn upstreams(config: &Config) -> anyhow::Result<Arc<Upstreams>> {
-    let upstreams = Upstreams::new(
-        config.upstreams.clone(),
-        &config.insecure,
-        RetryPolicy::default(),
-    )
+    let upstreams = Upstreams::new(Options {
+        overrides: config.upstreams.clone(),
+        insecure: config.insecure.clone(),
+        ca_files: config.upstream_ca.clone(),
+        retry: RetryPolicy::default(),
+    })
     .map_err(|e| UsageError(e.to_string()))?;
     Ok(Arc::new(upstreams))
 }

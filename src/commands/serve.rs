@@ -11,6 +11,7 @@ use super::{Opened, UsageError, open_or_wait, shared_snapshotter, snapshotter};
 use crate::cli::{DashboardMode, ServeArgs};
 use crate::config::Config;
 use crate::dashboard::{Access, Dashboard};
+use crate::registry::tls::Tls;
 use crate::registry::{self, AppState, paths};
 use crate::shared::{Location, Shared};
 use crate::snapshot::Snapshotter;
@@ -71,6 +72,15 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     allowed.extend(config.upstreams.keys().cloned());
     allowed.sort();
     allowed.dedup();
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(Tls::load(cert, key)?)),
+        _ => None,
+    };
+    // Installed before the address is printed: from then on SIGHUP reloads, never kills.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    tokio::spawn(reload_on_hangup(hangups, tls.clone()));
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -80,8 +90,8 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => crate::secret::random_token().context("making an admin token")?,
     };
     let local = match addr.ip().is_unspecified() {
-        true => format!("http://127.0.0.1:{}", addr.port()),
-        false => format!("http://{addr}"),
+        true => format!("{scheme}://127.0.0.1:{}", addr.port()),
+        false => format!("{scheme}://{addr}"),
     };
     let info = ServerInfo {
         url: local,
@@ -98,7 +108,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.store.display(),
         allowed.join(", ")
     );
-    eprintln!("listening on http://{addr}");
+    eprintln!("listening on {scheme}://{addr}");
     let state = AppState::new(snap.clone(), allowed, admin_token).with_redirect(args.redirect);
     let state = Arc::new(state);
     if let Some(every) = args.drift_every {
@@ -108,8 +118,8 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(l) => format!("{l} (cache {})", config.store.display()),
         None => config.store.display().to_string(),
     };
-    let pages = dashboard(&state, args.dashboard, &location);
-    let served = registry::serve(listener, state, pages, shutdown_signal()).await;
+    let pages = dashboard(&state, args.dashboard, &location, tls.is_some());
+    let served = registry::serve(listener, tls, state, pages, shutdown_signal()).await;
     finish_pulls(&snap).await;
     if !read_only {
         remove_server_info(&config.store);
@@ -120,13 +130,19 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The dashboard's routes (none with `--dashboard off`).
-fn dashboard(state: &Arc<AppState>, mode: DashboardMode, location: &str) -> axum::Router {
+/// Over TLS its session cookie is marked `Secure`.
+fn dashboard(
+    state: &Arc<AppState>,
+    mode: DashboardMode,
+    location: &str,
+    tls: bool,
+) -> axum::Router {
     let access = match mode {
         DashboardMode::Off => return axum::Router::new(),
         DashboardMode::Public => Access::Public,
         DashboardMode::Private => Access::Private,
     };
-    let dash = Dashboard::new(state.clone(), access, location.to_string());
+    let dash = Dashboard::new(state.clone(), access, location.to_string()).secure(tls);
     crate::dashboard::router(Arc::new(dash))
 }
 
@@ -182,6 +198,20 @@ async fn finish_pulls(snap: &Snapshotter) {
         .is_err()
     {
         info!("pulls still in flight after {wait:?}; they resume on the next request");
+    }
+}
+
+/// SIGHUP: read the TLS certificate and key again (new connections use them; open ones keep
+/// theirs). A reload that fails keeps the previous pair and says why.
+async fn reload_on_hangup(mut hangups: tokio::signal::unix::Signal, tls: Option<Arc<Tls>>) {
+    while hangups.recv().await.is_some() {
+        match &tls {
+            Some(tls) => match tls.reload() {
+                Ok(()) => info!("SIGHUP: reloaded {}", tls.cert_path().display()),
+                Err(e) => warn!("SIGHUP: keeping the previous certificate: {e}"),
+            },
+            None => info!("SIGHUP: nothing to reload (no --tls-cert)"),
+        }
     }
 }
 

@@ -68,6 +68,12 @@ impl Dashboard {
         }
     }
 
+    /// Mark the session cookie `Secure` (the server speaks TLS).
+    pub fn secure(mut self, secure: bool) -> Dashboard {
+        self.secure = secure;
+        self
+    }
+
     /// Who sent `headers`: signed in or not.
     fn viewer(&self, headers: &HeaderMap) -> Viewer {
         let id = session::from_cookies(headers);

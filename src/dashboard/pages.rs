@@ -100,7 +100,7 @@ async fn tag_page(
         }
         None => d.catalog.history(store, &record.key).await?,
     };
-    let lines = copy_lines(&record, headers);
+    let lines = copy_lines(&record, headers, d.secure);
     let page = views::tag::TagPage {
         inspection: &inspection,
         platforms: &record.platforms,
@@ -143,8 +143,8 @@ fn text(v: &serde_json::Value) -> String {
         .unwrap_or_else(|| v.to_string())
 }
 
-/// The lines to copy, naming this mirror as the browser reached it.
-fn copy_lines(record: &TagRecord, headers: &HeaderMap) -> CopyLines {
+/// The lines to copy, naming this mirror as the browser reached it (over TLS when `tls`).
+fn copy_lines(record: &TagRecord, headers: &HeaderMap, tls: bool) -> CopyLines {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -156,7 +156,10 @@ fn copy_lines(record: &TagRecord, headers: &HeaderMap) -> CopyLines {
     CopyLines {
         pull: format!("docker pull {pull}"),
         from: format!("FROM {from}"),
-        mirrors: hub.then(|| format!(r#"{{"registry-mirrors": ["http://{host}"]}}"#)),
+        mirrors: hub.then(|| {
+            let scheme = if tls { "https" } else { "http" };
+            format!(r#"{{"registry-mirrors": ["{scheme}://{host}"]}}"#)
+        }),
     }
 }
 

@@ -14,6 +14,7 @@ mod listing;
 mod metrics;
 pub mod paths;
 mod sendfile;
+pub mod tls;
 mod usage;
 
 use std::sync::Arc;
@@ -90,14 +91,20 @@ pub fn router(state: Arc<AppState>, pages: Router) -> Router {
         .layer(middleware::from_fn_with_state(state, log_request))
 }
 
-/// Serve until `shutdown` resolves; responses in flight are finished first.
+/// Serve until `shutdown` resolves; responses in flight are finished first. With `tls`, over
+/// TLS (HTTP/1.1 and HTTP/2); without, plain HTTP with blobs sent by sendfile.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<tls::Tls>>,
     state: Arc<AppState>,
     pages: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state, pages).into_make_service_with_connect_info::<sendfile::Peer>();
+    let app = router(state, pages);
+    if let Some(tls) = tls {
+        return tls::serve(listener, tls, app, shutdown).await;
+    }
+    let app = app.into_make_service_with_connect_info::<sendfile::Peer>();
     axum::serve(sendfile::Listener(listener), app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -135,8 +142,10 @@ async fn log_request(State(state): State<Arc<AppState>>, req: Request, next: Nex
     state
         .metrics
         .record(kind, status, Some(cache.as_str()), served);
+    // HTTP/2 requests carry the scheme and authority in the URI: log the path alone.
+    let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     info!(
-        "{method} {uri} {status} {bytes} bytes cache={cache} {:.1?}",
+        "{method} {target} {status} {bytes} bytes cache={cache} {:.1?}",
         started.elapsed()
     );
     resp

@@ -11,4 +11,5 @@ pub mod fixtures;
 pub mod registry;
 pub mod seaweed;
 pub mod server;
+pub mod tls;
 pub mod tools;

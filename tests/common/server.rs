@@ -11,6 +11,8 @@ use super::cli::Sb;
 pub struct Server {
     child: Child,
     pub addr: String,
+    /// `http`, or `https` when serving with --tls-cert.
+    scheme: &'static str,
     log: Arc<Mutex<String>>,
 }
 
@@ -18,6 +20,17 @@ impl Server {
     /// Start serving `sb`'s store; `extra` are more serve flags (e.g. `--allow`).
     pub async fn start(sb: &Sb, extra: &[&str]) -> Server {
         Server::start_via(sb, &[], extra).await
+    }
+
+    /// `start` over TLS with `ca`'s chain and key.
+    pub async fn start_tls(sb: &Sb, ca: &super::tls::TestCa, extra: &[&str]) -> Server {
+        let (chain, key) = (ca.chain(), ca.key());
+        let mut args = vec!["--tls-cert", chain.to_str().unwrap()];
+        args.extend(["--tls-key", key.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let srv = Server::start(sb, &args).await;
+        assert!(srv.url().starts_with("https://127.0.0.1:"), "{}", srv.url());
+        srv
     }
 
     /// `start` through a wrapper command (see `Sb::command_via`).
@@ -32,15 +45,18 @@ impl Server {
             .expect("start stablebuild serve");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let log = Arc::new(Mutex::new(String::new()));
-        let addr = loop {
+        let (scheme, addr) = loop {
             let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
                 .await
                 .expect("serve printed its address in time")
                 .unwrap()
                 .unwrap_or_else(|| panic!("serve exited: {}", log.lock().unwrap()));
             log.lock().unwrap().push_str(&format!("{line}\n"));
-            if let Some(url) = line.strip_prefix("listening on http://") {
-                break url.trim().to_string();
+            if let Some(addr) = line.strip_prefix("listening on http://") {
+                break ("http", addr.trim().to_string());
+            }
+            if let Some(addr) = line.strip_prefix("listening on https://") {
+                break ("https", addr.trim().to_string());
             }
         };
         let sink = log.clone();
@@ -49,11 +65,21 @@ impl Server {
                 sink.lock().unwrap().push_str(&format!("{line}\n"));
             }
         });
-        Server { child, addr, log }
+        Server {
+            child,
+            addr,
+            scheme,
+            log,
+        }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// The server's process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
     }
 
     /// The value of a counter or gauge (its first series) in the server's `/metrics`.

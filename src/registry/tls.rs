@@ -1,0 +1,201 @@
+//! TLS for `serve --tls-cert FILE --tls-key FILE`: the certificate chain and key (PEM), read
+//! at start and again on SIGHUP, and the accept loop that serves HTTP/1.1 and HTTP/2 (ALPN)
+//! over rustls.
+//!
+//! A reload swaps the configuration new handshakes use; connections already open keep the
+//! one they were made with, so nothing in flight is dropped. A reload that fails (a file
+//! missing, a key that does not match the certificate) keeps the previous certificate.
+//! Blobs sent over TLS are encrypted in user space (no sendfile; the plain-http listener in
+//! `sendfile.rs` keeps that path).
+//!
+//! Owns: reading and checking the PEM files, the rustls server configuration, the TLS
+//! listener's accept loop and its graceful shutdown.
+//! Must not touch: routes or handlers (the router is handed in whole).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+use tracing::{debug, info, warn};
+
+use super::sendfile::Peer;
+
+/// How long a client gets to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long open connections get to finish their requests at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("--tls-cert {path}: {reason}")]
+    Cert { path: PathBuf, reason: String },
+    #[error("--tls-key {path}: {reason}")]
+    Key { path: PathBuf, reason: String },
+    #[error("--tls-cert {cert} and --tls-key {key} do not go together: {reason}")]
+    Mismatch {
+        cert: PathBuf,
+        key: PathBuf,
+        reason: String,
+    },
+}
+
+/// The certificate files and the configuration made from them, swapped on reload.
+pub struct Tls {
+    cert: PathBuf,
+    key: PathBuf,
+    current: RwLock<Arc<ServerConfig>>,
+}
+
+impl Tls {
+    /// Read and check both files.
+    pub fn load(cert: &Path, key: &Path) -> Result<Tls, TlsError> {
+        let config = server_config(cert, key)?;
+        Ok(Tls {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            current: RwLock::new(Arc::new(config)),
+        })
+    }
+
+    /// Read the files again; on success new connections use them, on failure nothing
+    /// changes and the error says why.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let config = server_config(&self.cert, &self.key)?;
+        *self.current.write().expect("tls config lock") = Arc::new(config);
+        Ok(())
+    }
+
+    pub fn cert_path(&self) -> &Path {
+        &self.cert
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        let config = self.current.read().expect("tls config lock").clone();
+        tokio_rustls::TlsAcceptor::from(config)
+    }
+}
+
+fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
+    let cert_err = |reason: String| TlsError::Cert {
+        path: cert.to_path_buf(),
+        reason,
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| cert_err(pem_reason(&e)))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| cert_err(pem_reason(&e)))?;
+    if chain.is_empty() {
+        return Err(cert_err(
+            "no CERTIFICATE block: expected the PEM chain, server certificate first".into(),
+        ));
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+        path: key.to_path_buf(),
+        reason: pem_reason(&e),
+    })?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| cert_err(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| TlsError::Mismatch {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// HTTP/2 names the host in the `:authority` pseudo-header, which hyper puts in the URI, not
+/// in `Host`: copy it there, so that handlers read the host one way whatever the version.
+fn host_from_authority(req: &mut axum::extract::Request) {
+    if req.headers().contains_key(hyper::header::HOST) {
+        return;
+    }
+    let host = req.uri().authority().map(|a| a.as_str().parse());
+    if let Some(Ok(value)) = host {
+        req.headers_mut().insert(hyper::header::HOST, value);
+    }
+}
+
+fn pem_reason(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    match e {
+        Error::Io(io) => io.to_string(),
+        Error::NoItemsFound => "no PEM block of the expected kind found".into(),
+        other => format!("not valid PEM: {other:?}"),
+    }
+}
+
+/// Serve `app` over TLS until `shutdown` resolves; open connections then get
+/// `DRAIN_TIMEOUT` to finish what they are doing.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<Tls>,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // EMFILE and the like: wait a little instead of spinning.
+                    warn!("accepting a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = tls.acceptor();
+        let (app, builder, watcher) = (app.clone(), builder.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return debug!("TLS handshake with {addr}: {e}"),
+                Err(_) => return debug!("TLS handshake with {addr}: timed out"),
+            };
+            let app = app.map_request(move |req: Request<Incoming>| {
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut().insert(ConnectInfo(Peer(addr)));
+                host_from_authority(&mut req);
+                req
+            });
+            let service = TowerToHyperService::new(app);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                debug!("connection from {addr}: {e}");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
+            info!("connections still open after {}s; closing them", DRAIN_TIMEOUT.as_secs());
+        }
+    }
+    Ok(())
+}
