@@ -883,7 +883,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__serve)
-            opts="-j -v -h --listen --allow --admin-token --jobs --read-only --refresh --redirect --drift-every --tls-cert --tls-key --dashboard --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-j -v -h --listen --allow --admin-token --jobs --read-only --refresh --redirect --drift-every --tls-cert --tls-key --pull-auth --pull-token --dashboard --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -922,6 +922,14 @@ _stablebuild() {
                     return 0
                     ;;
                 --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pull-auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pull-token)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

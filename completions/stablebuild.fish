@@ -142,6 +142,8 @@ complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l refres
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l drift-every -d 'Run `drift` on the store this often (e.g. 10m) and export the result in /metrics [default: off]' -r
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l tls-cert -d 'Serve over TLS with this certificate chain (PEM: the server\'s certificate first, then intermediates), HTTP/1.1 and HTTP/2; re-read on SIGHUP' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l tls-key -d 'The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1); re-read on SIGHUP' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l pull-auth -d 'Only clients with a user and password of this htpasswd file (bcrypt entries, as made by `htpasswd -B`) may pull; others get 401 [default: anyone may pull]' -r -F
+complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l pull-token -d 'Only clients presenting one of the tokens in this file (`LABEL TOKEN` lines) as a Bearer token or as a Basic password may pull; with --pull-auth, either is accepted' -r -F
 complete -c stablebuild -n "__fish_stablebuild_using_subcommand serve" -l dashboard -d 'The web dashboard at /: read-only pages for anyone (public), only after signing in with the admin token (private), or none (off); evict, pin and gc always need sign-in' -r -f -a "public\t''
 private\t''
 off\t''"

@@ -373,10 +373,28 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Only clients with a user and password of this htpasswd file (bcrypt entries, as made
+    /// by `htpasswd -B`) may pull; others get 401 [default: anyone may pull]
+    #[arg(long, value_name = "htpasswd:FILE", value_parser = parse_pull_auth)]
+    pub pull_auth: Option<PathBuf>,
+
+    /// Only clients presenting one of the tokens in this file (`LABEL TOKEN` lines) as a
+    /// Bearer token or as a Basic password may pull; with --pull-auth, either is accepted
+    #[arg(long, value_name = "FILE")]
+    pub pull_token: Option<PathBuf>,
+
     /// The web dashboard at /: read-only pages for anyone (public), only after signing in
     /// with the admin token (private), or none (off); evict, pin and gc always need sign-in
     #[arg(long, value_enum, default_value_t = DashboardMode::Public, value_name = "MODE")]
     pub dashboard: DashboardMode,
+}
+
+/// `htpasswd:FILE` → FILE.
+fn parse_pull_auth(s: &str) -> Result<PathBuf, String> {
+    match s.strip_prefix("htpasswd:") {
+        Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+        _ => Err(format!("{s:?}: expected htpasswd:FILE")),
+    }
 }
 
 /// Who may see the dashboard's pages (`serve --dashboard`).

@@ -10,6 +10,7 @@
 //! - over TLS (`serve --tls-cert`, a test CA): containerd trusting the CA named in
 //!   `hosts.toml`, dockerd with an https `registry-mirrors` entry trusting
 //!   `/etc/docker/certs.d/HOST:PORT/ca.crt`.
+//! - `serve --pull-auth`: dockerd refused before `docker login`, pulling after it.
 //!
 //! A pull that succeeds proves little on its own: dockerd silently falls back to Docker Hub on
 //! any mirror error. So every test checks that the server logged the manifest and blob
@@ -137,6 +138,50 @@ async fn dockerd_pulls_through_an_https_mirror_trusting_certs_d() {
     dockerd.stop().await;
     srv.stop().await;
     drop(certs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dockerd_logs_in_to_a_mirror_with_pull_auth_and_pulls() {
+    let reg = Registry::start().await;
+    let single = fixtures::push_single(&reg.url()).await;
+    let sb = Sb::new(&reg.url());
+    let htpasswd = sb.path("htpasswd");
+    common::tools::htpasswd(&htpasswd, "ci", "s3cret");
+    let auth = format!("htpasswd:{}", htpasswd.display());
+    let srv = Server::start(&sb, &["--pull-auth", &auth]).await;
+    let dockerd = Dockerd::start(&srv.addr).await;
+    let image = format!("{}/{}:{}", srv.addr, single.repo, single.tag);
+
+    let refused = dockerd.docker(&["pull", &image]).output().await.unwrap();
+    assert!(!refused.status.success(), "pulled without logging in");
+    let mut login = dockerd.docker(&["login", &srv.addr, "-u", "ci", "--password-stdin"]);
+    login.stdin(Stdio::piped());
+    let mut child = login
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"s3cret").await.unwrap();
+    }
+    let out = child.wait_with_output().await.unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("Login Succeeded"), "{said}");
+    dockerd.pull(&image, &srv).await;
+    let manifest = local_manifest(&reg.url(), &single).await;
+    let repo_digest = format!("{}/{}@{}", srv.addr, single.repo, single.digest);
+    dockerd
+        .assert_image(&image, &repo_digest, &manifest, &srv)
+        .await;
+    dockerd.stop().await;
+    srv.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -363,3 +363,15 @@ async fn wait_log(srv: &Server, text: &str) {
     }
     panic!("{text:?} not logged:\n{}", srv.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_without_tls_is_logged_and_the_server_keeps_serving() {
+    let reg = Registry::start().await;
+    let sb = Sb::new(&reg.url());
+    let srv = Server::start(&sb, &[]).await;
+    signal(srv.pid(), "HUP");
+    wait_log(&srv, "SIGHUP: nothing to reload").await;
+    let resp = reqwest::get(format!("{}/v2/", srv.url())).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(srv.stop().await.success());
+}

@@ -11,6 +11,7 @@ use super::{Opened, UsageError, open_or_wait, shared_snapshotter, snapshotter};
 use crate::cli::{DashboardMode, ServeArgs};
 use crate::config::Config;
 use crate::dashboard::{Access, Dashboard};
+use crate::registry::pull_auth::PullAuth;
 use crate::registry::tls::Tls;
 use crate::registry::{self, AppState, paths};
 use crate::shared::{Location, Shared};
@@ -72,9 +73,13 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     allowed.extend(config.upstreams.keys().cloned());
     allowed.sort();
     allowed.dedup();
+    let pull_auth = PullAuth::load(args.pull_auth.as_deref(), args.pull_token.as_deref())
+        .context("reading the pull credentials")?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(Arc::new(Tls::load(cert, key)?)),
-        _ => None,
+        (None, None) => None,
+        // clap says so for flags; a config file's keys reach here unchecked.
+        _ => return Err(UsageError("--tls-cert and --tls-key go together".into()).into()),
     };
     // Installed before the address is printed: from then on SIGHUP reloads, never kills.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -109,7 +114,9 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         allowed.join(", ")
     );
     eprintln!("listening on {scheme}://{addr}");
-    let state = AppState::new(snap.clone(), allowed, admin_token).with_redirect(args.redirect);
+    let state = AppState::new(snap.clone(), allowed, admin_token)
+        .with_redirect(args.redirect)
+        .with_pull_auth(pull_auth);
     let state = Arc::new(state);
     if let Some(every) = args.drift_every {
         tokio::spawn(registry::watch_drift(state.clone(), every));

@@ -35,6 +35,9 @@ pub enum RegistryError {
     AdminDenied,
     #[error("{0}")]
     BadRequest(String),
+    /// A pull without valid credentials (`serve --pull-auth` / `--pull-token`).
+    #[error("authentication required: log in to this mirror (docker login, --creds)")]
+    PullDenied,
     /// A dashboard action without a valid session and CSRF token.
     #[error("{0}")]
     Forbidden(String),
@@ -70,7 +73,9 @@ impl RegistryError {
             RegistryError::NameUnknown(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN", None),
             RegistryError::Unsupported(_) => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", None),
             RegistryError::Range => (StatusCode::RANGE_NOT_SATISFIABLE, "UNSUPPORTED", None),
-            RegistryError::AdminDenied => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", None),
+            RegistryError::AdminDenied | RegistryError::PullDenied => {
+                (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", None)
+            }
             RegistryError::BadRequest(_) => (StatusCode::BAD_REQUEST, "NAME_INVALID", None),
             RegistryError::Forbidden(_) => (StatusCode::FORBIDDEN, "DENIED", None),
             RegistryError::Store(e) if e.is_read_only() => {
@@ -125,6 +130,12 @@ impl IntoResponse for RegistryError {
         let (status, code, retry_after) = self.classify();
         let body = json!({"errors": [{"code": code, "message": self.to_string(), "detail": null}]});
         let mut resp = (status, axum::Json(body)).into_response();
+        if matches!(self, RegistryError::PullDenied) {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Basic realm="stablebuild""#),
+            );
+        }
         if let Some(secs) = retry_after {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));

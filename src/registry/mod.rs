@@ -13,6 +13,7 @@ mod handlers;
 mod listing;
 mod metrics;
 pub mod paths;
+pub mod pull_auth;
 mod sendfile;
 pub mod tls;
 mod usage;
@@ -23,7 +24,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tracing::info;
 
 use crate::snapshot::Snapshotter;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub redirect: bool,
     /// The last background drift run (`serve --drift-every`).
     pub drift: drift::DriftWatch,
+    /// Who may pull (`serve --pull-auth`, `--pull-token`); `None`: anyone.
+    pub pull_auth: Option<pull_auth::PullAuth>,
 }
 
 impl AppState {
@@ -60,7 +63,14 @@ impl AppState {
             usage: usage::Usage::default(),
             redirect: false,
             drift: drift::DriftWatch::default(),
+            pull_auth: None,
         }
+    }
+
+    /// Let only clients with these credentials pull.
+    pub fn with_pull_auth(mut self, auth: Option<pull_auth::PullAuth>) -> AppState {
+        self.pull_auth = auth;
+        self
     }
 
     /// Send blob GETs to the bucket with presigned URLs (`serve --redirect`).
@@ -86,6 +96,10 @@ pub fn router(state: Arc<AppState>, pages: Router) -> Router {
         .route("/_stablebuild/v1/verify", post(admin::verify))
         .route("/metrics", axum::routing::get(render_metrics))
         .fallback(handlers::dispatch)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_pull_auth,
+        ))
         .with_state(state.clone());
     api.merge(pages)
         .layer(middleware::from_fn_with_state(state, log_request))
@@ -114,6 +128,23 @@ async fn render_metrics(State(state): State<Arc<AppState>>) -> String {
     let mut text = state.metrics.render(state.snap.upstreams());
     text.push_str(&state.drift.render());
     text
+}
+
+/// With pull access control, `/v2/…` needs valid credentials (the admin API has its own
+/// token, the dashboard its own sign-in).
+async fn require_pull_auth(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path();
+    let guarded = path == "/v2" || path.starts_with("/v2/");
+    match &state.pull_auth {
+        Some(auth) if guarded && auth.check(req.headers()).is_none() => {
+            RegistryError::PullDenied.into_response()
+        }
+        _ => next.run(req).await,
+    }
 }
 
 /// One log line per request: method, path, status, bytes, hit/miss, duration; and the counts.

@@ -50,3 +50,18 @@ pub fn podman(dir: &Path) -> Command {
         .args(["--events-backend", "file"]);
     cmd
 }
+
+/// An htpasswd file at `path` with one bcrypt entry, made by Apache's `htpasswd -B`.
+pub fn htpasswd(path: &Path, user: &str, password: &str) {
+    let out = std::process::Command::new("htpasswd")
+        .args(["-B", "-b", "-c"])
+        .arg(path)
+        .args([user, password])
+        .output()
+        .expect("run htpasswd (apt-get install apache2-utils)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
