@@ -16,6 +16,9 @@ _stablebuild() {
             ",$1")
                 cmd="stablebuild"
                 ;;
+            stablebuild,config)
+                cmd="stablebuild__subcmd__config"
+                ;;
             stablebuild,drift)
                 cmd="stablebuild__subcmd__drift"
                 ;;
@@ -57,6 +60,9 @@ _stablebuild() {
                 ;;
             stablebuild,verify)
                 cmd="stablebuild__subcmd__verify"
+                ;;
+            stablebuild__subcmd__help,config)
+                cmd="stablebuild__subcmd__help__subcmd__config"
                 ;;
             stablebuild__subcmd__help,drift)
                 cmd="stablebuild__subcmd__help__subcmd__drift"
@@ -107,12 +113,62 @@ _stablebuild() {
 
     case "${cmd}" in
         stablebuild)
-            opts="-v -h -V --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help --version pin pull list evict gc verify serve inspect migrate history lock drift twins help"
+            opts="-v -h -V --config --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help --version pin pull list evict gc verify serve inspect migrate history lock drift twins config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stablebuild__subcmd__config)
+            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -149,12 +205,16 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__drift)
-            opts="-v -h --exit-code --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --exit-code --config --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -191,12 +251,16 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__evict)
-            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -233,13 +297,17 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__gc)
-            opts="-v -h --dry-run --grace --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --dry-run --grace --config --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -279,8 +347,22 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__help)
-            opts="pin pull list evict gc verify serve inspect migrate history lock drift twins help"
+            opts="pin pull list evict gc verify serve inspect migrate history lock drift twins config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stablebuild__subcmd__help__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -489,12 +571,16 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__history)
-            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -531,12 +617,16 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__inspect)
-            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -573,12 +663,16 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__list)
-            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -615,13 +709,17 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__lock)
-            opts="-v -h --mirror --diff --check --dated --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --mirror --diff --check --dated --config --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --mirror)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -661,7 +759,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__migrate)
-            opts="-j -v -h --to --jobs --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-j -v -h --to --jobs --config --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -676,6 +774,10 @@ _stablebuild() {
                     return 0
                     ;;
                 -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -715,7 +817,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__pin)
-            opts="-f -j -v -h --file --jobs --dated --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-f -j -v -h --file --jobs --dated --config --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -734,6 +836,10 @@ _stablebuild() {
                     return 0
                     ;;
                 -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -773,7 +879,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__pull)
-            opts="-o -j -v -h --output --format --platform --jobs --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-o -j -v -h --output --format --platform --jobs --config --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -800,6 +906,10 @@ _stablebuild() {
                     return 0
                     ;;
                 -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -839,7 +949,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__serve)
-            opts="-j -v -h --listen --allow --admin-token --jobs --read-only --refresh --redirect --drift-every --dashboard --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-j -v -h --listen --allow --admin-token --jobs --read-only --refresh --redirect --drift-every --dashboard --config --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -875,6 +985,10 @@ _stablebuild() {
                     ;;
                 --dashboard)
                     COMPREPLY=($(compgen -W "public private off" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --store)
@@ -913,12 +1027,16 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__twins)
-            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -955,12 +1073,16 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__verify)
-            opts="-v -h --repair --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
+            opts="-v -h --repair --config --store --cache --cache-size --upstream --insecure-registry --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
