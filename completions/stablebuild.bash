@@ -16,6 +16,9 @@ _stablebuild() {
             ",$1")
                 cmd="stablebuild"
                 ;;
+            stablebuild,config)
+                cmd="stablebuild__subcmd__config"
+                ;;
             stablebuild,drift)
                 cmd="stablebuild__subcmd__drift"
                 ;;
@@ -57,6 +60,9 @@ _stablebuild() {
                 ;;
             stablebuild,verify)
                 cmd="stablebuild__subcmd__verify"
+                ;;
+            stablebuild__subcmd__help,config)
+                cmd="stablebuild__subcmd__help__subcmd__config"
                 ;;
             stablebuild__subcmd__help,drift)
                 cmd="stablebuild__subcmd__help__subcmd__drift"
@@ -107,12 +113,66 @@ _stablebuild() {
 
     case "${cmd}" in
         stablebuild)
-            opts="-v -h -V --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help --version pin pull list evict gc verify serve inspect migrate history lock drift twins help"
+            opts="-v -h -V --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help --version pin pull list evict gc verify serve inspect migrate history lock drift twins config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --insecure-registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stablebuild__subcmd__config)
+            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -153,12 +213,16 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__drift)
-            opts="-v -h --exit-code --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-v -h --exit-code --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -199,12 +263,16 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__evict)
-            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -245,13 +313,17 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__gc)
-            opts="-v -h --dry-run --grace --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-v -h --dry-run --grace --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -295,8 +367,22 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__help)
-            opts="pin pull list evict gc verify serve inspect migrate history lock drift twins help"
+            opts="pin pull list evict gc verify serve inspect migrate history lock drift twins config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stablebuild__subcmd__help__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -505,12 +591,16 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__history)
-            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -551,12 +641,16 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__inspect)
-            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -597,12 +691,16 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__list)
-            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -643,13 +741,17 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__lock)
-            opts="-v -h --mirror --diff --check --dated --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-v -h --mirror --diff --check --dated --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --mirror)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -693,7 +795,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__migrate)
-            opts="-j -v -h --to --jobs --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-j -v -h --to --jobs --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -708,6 +810,10 @@ _stablebuild() {
                     return 0
                     ;;
                 -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -751,7 +857,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__pin)
-            opts="-f -j -v -h --file --jobs --dated --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-f -j -v -h --file --jobs --dated --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -770,6 +876,10 @@ _stablebuild() {
                     return 0
                     ;;
                 -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -813,7 +923,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__pull)
-            opts="-o -j -v -h --output --format --platform --jobs --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-o -j -v -h --output --format --platform --jobs --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -840,6 +950,10 @@ _stablebuild() {
                     return 0
                     ;;
                 -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -883,7 +997,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__serve)
-            opts="-j -v -h --listen --allow --admin-token --jobs --read-only --refresh --redirect --drift-every --tls-cert --tls-key --pull-auth --pull-token --dashboard --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-j -v -h --listen --allow --admin-token --jobs --read-only --refresh --redirect --drift-every --tls-cert --tls-key --pull-auth --pull-token --dashboard --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -937,6 +1051,10 @@ _stablebuild() {
                     COMPREPLY=($(compgen -W "public private off" -- "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -977,12 +1095,16 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__twins)
-            opts="-v -h --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1023,12 +1145,16 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__verify)
-            opts="-v -h --repair --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-v -h --repair --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -23,6 +23,13 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
+    /// Read settings from this TOML file: its keys are the long flags of serve and the global
+    /// flags (listen = "0.0.0.0:5000", allow = ["docker.io", "ghcr.io"], store = "s3://…");
+    /// flags and environment variables win over it. There is no default file; `stablebuild
+    /// config` shows the settings in effect and where each came from
+    #[arg(long, global = true, env = "STABLEBUILD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// The store: a directory, or a bucket on S3-compatible storage shared by any number of
     /// processes (s3://BUCKET[/PREFIX]; endpoint and credentials from the AWS_* variables)
     /// [default: $XDG_DATA_HOME/stablebuild or ~/.local/share/stablebuild]
@@ -144,7 +151,13 @@ pub enum Command {
     /// Tags of IMAGE's repository that share its digest, most specific first (HEAD requests
     /// only)
     Twins(TwinsArgs),
+    /// Print every global and serve setting in effect and where it came from: a flag, the
+    /// environment, the config file (--config) or the default (secrets show as <set>)
+    Config(ConfigArgs),
 }
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {}
 
 #[derive(Debug, Args)]
 pub struct LockArgs {

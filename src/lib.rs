@@ -24,6 +24,7 @@ pub mod reflist;
 pub mod registry;
 pub mod remote;
 pub mod secret;
+pub mod settings;
 pub mod shared;
 pub mod snapshot;
 pub mod store;

@@ -3,14 +3,20 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use stablebuild::cli::Cli;
 use stablebuild::commands::{self, UsageError};
+use stablebuild::settings::{self, SettingsError};
 
 fn main() -> ExitCode {
     stablebuild::malloc::tune();
     forget_empty_env();
-    let cli = Cli::parse();
+    let (cli, settings) = match settings::load(std::env::args_os().collect()) {
+        Ok(loaded) => loaded,
+        Err(SettingsError::Clap(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // The server logs one line per request by default; the other commands only warnings.
     let serving = matches!(cli.command, stablebuild::cli::Command::Serve(_));
     stablebuild::logging::init(cli.global.verbose + u8::from(serving));
@@ -18,7 +24,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(commands::run(cli)) {
+    match runtime.block_on(commands::run(cli, &settings)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

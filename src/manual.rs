@@ -176,6 +176,16 @@ fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
                 "stablebuild pin --dated ubuntu:20.04",
             ),
         ],
+        "config" => &[
+            (
+                "The settings in effect and where each came from (flag, env, file and line, default).",
+                "stablebuild --config /etc/stablebuild.toml config",
+            ),
+            (
+                "Only the values the config file set, with jq.",
+                "stablebuild --config mirror.toml --json config | jq 'map_values(select(.source | startswith(\"file \")) | .value)'",
+            ),
+        ],
         _ => &[],
     }
 }
@@ -203,6 +213,9 @@ fn exit_status(command: &str) -> Vec<(&'static str, &'static str)> {
         "twins" => {
             "IMAGE is neither pinned nor found upstream, or the upstream's tag list could not be read."
         }
+        "config" => {
+            "Not used: a config file that cannot be read or holds a mistake is a usage error (2)."
+        }
         _ => "A failure; the message on stderr names the image and the cause.",
     };
     let success = match command {
@@ -214,7 +227,7 @@ fn exit_status(command: &str) -> Vec<(&'static str, &'static str)> {
         ("1", failure),
         (
             "2",
-            "A usage error: a bad reference, flag or file; nothing was changed.",
+            "A usage error: a bad reference, flag or file (in a config file: its line and key are named); nothing was changed.",
         ),
     ]
 }

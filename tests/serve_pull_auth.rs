@@ -196,5 +196,7 @@ async fn bad_credential_files_are_refused_at_start_naming_the_line() {
         let out = sb.run(&args).await;
         assert_eq!(out.code, code, "{flags:?}: {}", out.stderr);
         assert!(out.stderr.contains(&message), "{flags:?}: {}", out.stderr);
+        // The files are read before the store is opened: nothing was made.
+        assert!(!sb.store().exists(), "{flags:?} created the store");
     }
 }

@@ -294,6 +294,8 @@ async fn bad_tls_files_are_refused_at_start_naming_the_file() {
         assert_eq!(out.code, code, "{flags:?}: {}", out.stderr);
         assert!(out.stderr.contains(&message), "{flags:?}: {}", out.stderr);
         assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        // The files are read before the store is opened: nothing was made.
+        assert!(!sb.store().exists(), "{flags:?} created the store");
     }
 }
 

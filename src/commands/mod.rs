@@ -2,6 +2,7 @@
 //! stdout, diagnostics on stderr); errors carry context for the user via anyhow.
 //! Must not touch: store files or the network except through the library modules.
 
+mod config;
 mod drift;
 mod evict;
 mod gc;
@@ -28,6 +29,7 @@ use crate::config::Config;
 use crate::ops::ListEntry;
 use crate::reference::Reference;
 use crate::remote::Remote;
+use crate::settings::Settings;
 use crate::shared::{self, Shared};
 use crate::snapshot::{Snapshotter, Tier};
 use crate::store::{
@@ -42,7 +44,12 @@ pub(crate) use origin::cli_origin;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Run the command; `settings` says where each setting came from (for `config`).
+pub async fn run(cli: Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
+    if let Command::Config(args) = cli.command {
+        // Shown even when the settings would not resolve: that is when they are looked at.
+        return config::run(&cli.global, settings, args);
+    }
     let config = Config::resolve(&cli.global).map_err(|e| UsageError(e.to_string()))?;
     match cli.command {
         Command::Pin(args) => pin::run(&config, args).await,
@@ -58,6 +65,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lock(args) => lock::run(&config, args).await,
         Command::Drift(args) => drift::run(&config, args).await,
         Command::Twins(args) => twins::run(&config, args).await,
+        Command::Config(_) => unreachable!("handled above"),
     }
 }
 

@@ -21,6 +21,15 @@ use crate::store::{
 };
 
 pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // Files named by flags are read before the store is opened: a bad one changes nothing.
+    let pull_auth = PullAuth::load(args.pull_auth.as_deref(), args.pull_token.as_deref())
+        .context("reading the pull credentials")?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(Tls::load(cert, key)?)),
+        (None, None) => None,
+        // clap says so for flags; a config file's keys reach here unchecked.
+        _ => return Err(UsageError("--tls-cert and --tls-key go together".into()).into()),
+    };
     let shared = match &config.shared {
         Some(location) => Some(bucket(location, &args).await?),
         None if args.redirect => {
@@ -73,14 +82,6 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     allowed.extend(config.upstreams.keys().cloned());
     allowed.sort();
     allowed.dedup();
-    let pull_auth = PullAuth::load(args.pull_auth.as_deref(), args.pull_token.as_deref())
-        .context("reading the pull credentials")?;
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(Arc::new(Tls::load(cert, key)?)),
-        (None, None) => None,
-        // clap says so for flags; a config file's keys reach here unchecked.
-        _ => return Err(UsageError("--tls-cert and --tls-key go together".into()).into()),
-    };
     // Installed before the address is printed: from then on SIGHUP reloads, never kills.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;

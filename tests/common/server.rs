@@ -37,8 +37,12 @@ impl Server {
     pub async fn start_via(sb: &Sb, wrapper: &[&str], extra: &[&str]) -> Server {
         let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
-        let mut child = sb
-            .command_via(wrapper, &args)
+        Server::spawn(sb.command_via(wrapper, &args)).await
+    }
+
+    /// Run `command` (a `stablebuild serve`) until it says where it listens.
+    pub async fn spawn(mut command: tokio::process::Command) -> Server {
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
