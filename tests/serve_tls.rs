@@ -377,3 +377,29 @@ async fn sighup_without_tls_is_logged_and_the_server_keeps_serving() {
     assert_eq!(resp.status(), 200);
     assert!(srv.stop().await.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_sign_in_on_the_plain_listener_passes_the_same_origin_check() {
+    // h2c (prior knowledge) has no Host header either: the host comes from :authority.
+    let reg = Registry::start().await;
+    let sb = Sb::new(&reg.url());
+    let srv = Server::start(&sb, &[]).await;
+    let form = format!("token={}", admin_token(&sb));
+    let origin = format!("Origin: {}", srv.url());
+    let signin = format!("{}/sign-in", srv.url());
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--http2-prior-knowledge",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+        ])
+        .args(["-H", &origin, "-d", &form, &signin])
+        .output()
+        .await
+        .unwrap();
+    let headers = String::from_utf8_lossy(&out.stdout);
+    assert!(headers.starts_with("HTTP/2 303"), "{headers}");
+}

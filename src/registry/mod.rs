@@ -103,6 +103,19 @@ pub fn router(state: Arc<AppState>, pages: Router) -> Router {
         .with_state(state.clone());
     api.merge(pages)
         .layer(middleware::from_fn_with_state(state, log_request))
+        .layer(middleware::map_request(host_from_authority))
+}
+
+/// HTTP/2 (over TLS, or h2c on the plain listener) names the host in `:authority`, which
+/// hyper puts in the URI, not in `Host`: copy it there, so that handlers read the host one
+/// way whatever the version.
+async fn host_from_authority(mut req: Request) -> Request {
+    if !req.headers().contains_key(axum::http::header::HOST)
+        && let Some(Ok(host)) = req.uri().authority().map(|a| a.as_str().parse())
+    {
+        req.headers_mut().insert(axum::http::header::HOST, host);
+    }
+    req
 }
 
 /// Serve until `shutdown` resolves; responses in flight are finished first. With `tls`, over

@@ -123,18 +123,6 @@ fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
     Ok(config)
 }
 
-/// HTTP/2 names the host in the `:authority` pseudo-header, which hyper puts in the URI, not
-/// in `Host`: copy it there, so that handlers read the host one way whatever the version.
-fn host_from_authority(req: &mut axum::extract::Request) {
-    if req.headers().contains_key(hyper::header::HOST) {
-        return;
-    }
-    let host = req.uri().authority().map(|a| a.as_str().parse());
-    if let Some(Ok(value)) = host {
-        req.headers_mut().insert(hyper::header::HOST, value);
-    }
-}
-
 fn pem_reason(e: &rustls::pki_types::pem::Error) -> String {
     use rustls::pki_types::pem::Error;
     match e {
@@ -180,7 +168,6 @@ pub async fn serve(
             let app = app.map_request(move |req: Request<Incoming>| {
                 let mut req = req.map(axum::body::Body::new);
                 req.extensions_mut().insert(ConnectInfo(Peer(addr)));
-                host_from_authority(&mut req);
                 req
             });
             let service = TowerToHyperService::new(app);
