@@ -113,7 +113,7 @@ _stablebuild() {
 
     case "${cmd}" in
         stablebuild)
-            opts="-v -h -V --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help --version pin pull list evict gc verify serve inspect migrate history lock drift twins config help"
+            opts="-v -h -V --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --upstream-auth --allow-private --server --token --json --no-wait --verbose --help --version pin pull list evict gc verify serve inspect migrate history lock drift twins config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -147,6 +147,14 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --upstream-auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-private)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -163,7 +171,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__config)
-            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --upstream-auth --allow-private --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -194,6 +202,14 @@ _stablebuild() {
                     return 0
                     ;;
                 --upstream-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-private)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -213,7 +229,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__drift)
-            opts="-v -h --exit-code --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-v -h --exit-code --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --upstream-auth --allow-private --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -244,6 +260,14 @@ _stablebuild() {
                     return 0
                     ;;
                 --upstream-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-private)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -263,7 +287,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__evict)
-            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --upstream-auth --allow-private --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -297,6 +321,14 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --upstream-auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-private)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -313,7 +345,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__gc)
-            opts="-v -h --dry-run --grace --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-v -h --dry-run --grace --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --upstream-auth --allow-private --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -348,6 +380,14 @@ _stablebuild() {
                     return 0
                     ;;
                 --upstream-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-private)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -591,7 +631,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__history)
-            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --upstream-auth --allow-private --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -622,6 +662,14 @@ _stablebuild() {
                     return 0
                     ;;
                 --upstream-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-private)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -641,7 +689,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__inspect)
-            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --upstream-auth --allow-private --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -672,6 +720,14 @@ _stablebuild() {
                     return 0
                     ;;
                 --upstream-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-private)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -691,7 +747,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__list)
-            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --upstream-auth --allow-private --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -725,6 +781,14 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --upstream-auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-private)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -741,7 +805,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__lock)
-            opts="-v -h --mirror --diff --check --dated --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-v -h --mirror --diff --check --dated --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --upstream-auth --allow-private --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -779,6 +843,14 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --upstream-auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-private)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -795,7 +867,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__migrate)
-            opts="-j -v -h --to --jobs --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-j -v -h --to --jobs --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --upstream-auth --allow-private --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -841,6 +913,14 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --upstream-auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-private)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -857,7 +937,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__pin)
-            opts="-f -j -v -h --file --jobs --dated --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-f -j -v -h --file --jobs --dated --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --upstream-auth --allow-private --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -907,6 +987,14 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --upstream-auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-private)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -923,7 +1011,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__pull)
-            opts="-o -j -v -h --output --format --platform --jobs --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-o -j -v -h --output --format --platform --jobs --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --upstream-auth --allow-private --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -981,6 +1069,14 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --upstream-auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-private)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -997,7 +1093,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__serve)
-            opts="-j -v -h --listen --allow --admin-token --jobs --read-only --refresh --redirect --drift-every --tls-cert --tls-key --pull-auth --pull-token --dashboard --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-j -v -h --listen --allow --admin-token --jobs --read-only --refresh --redirect --drift-every --tls-cert --tls-key --pull-auth --pull-token --dashboard --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --upstream-auth --allow-private --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1079,6 +1175,14 @@ _stablebuild() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --upstream-auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-private)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1095,7 +1199,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__twins)
-            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-v -h --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --upstream-auth --allow-private --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1126,6 +1230,14 @@ _stablebuild() {
                     return 0
                     ;;
                 --upstream-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-private)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1145,7 +1257,7 @@ _stablebuild() {
             return 0
             ;;
         stablebuild__subcmd__verify)
-            opts="-v -h --repair --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --server --token --json --no-wait --verbose --help"
+            opts="-v -h --repair --config --store --cache --cache-size --upstream --insecure-registry --upstream-ca --upstream-auth --allow-private --server --token --json --no-wait --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1176,6 +1288,14 @@ _stablebuild() {
                     return 0
                     ;;
                 --upstream-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-private)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -90,6 +90,31 @@ pub struct Global {
     )]
     pub upstream_ca: Vec<PathBuf>,
 
+    /// Log in to this registry with the USER:TOKEN on the first line of FILE, e.g.
+    /// docker.io=/etc/stablebuild/hub (repeatable); otherwise credentials come from Docker's
+    /// config.json ($DOCKER_CONFIG or ~/.docker: auths, credHelpers, credsStore). Only used
+    /// when the registry asks for them
+    #[arg(
+        long,
+        global = true,
+        env = "STABLEBUILD_UPSTREAM_AUTH",
+        value_name = "REGISTRY=FILE",
+        value_delimiter = ','
+    )]
+    pub upstream_auth: Vec<String>,
+
+    /// Mirror these repositories although anonymous users cannot pull them, e.g.
+    /// docker.io/acme/* (repeatable; * matches any characters, / included). Without it, a
+    /// repository that only the credentials reach is refused
+    #[arg(
+        long,
+        global = true,
+        env = "STABLEBUILD_ALLOW_PRIVATE",
+        value_name = "REGISTRY/REPO-GLOB",
+        value_delimiter = ','
+    )]
+    pub allow_private: Vec<String>,
+
     /// Run pin, list, evict, gc, verify, history and drift through this stablebuild server
     /// (default: the server holding --store, if one is running)
     #[arg(long, global = true, env = "STABLEBUILD_SERVER", value_name = "URL")]

@@ -33,6 +33,10 @@ pub struct Config {
     pub insecure: Vec<String>,
     /// CA certificates trusted for upstream registries besides the system's.
     pub upstream_ca: Vec<PathBuf>,
+    /// `--upstream-auth REGISTRY=FILE` items.
+    pub upstream_auth: Vec<String>,
+    /// `--allow-private REGISTRY/REPO-GLOB` items.
+    pub allow_private: Vec<String>,
     pub json: bool,
     /// Fail instead of waiting when another process holds the store.
     pub no_wait: bool,
@@ -62,6 +66,8 @@ impl Config {
             upstreams: parse_upstreams(&g.upstream)?,
             insecure: g.insecure_registries.clone(),
             upstream_ca: g.upstream_ca.clone(),
+            upstream_auth: g.upstream_auth.clone(),
+            allow_private: g.allow_private.clone(),
             json: g.json,
             no_wait: g.no_wait,
             verbose: g.verbose,

@@ -49,6 +49,14 @@ fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
                 "Pin the most specific tag naming the same image (ubuntu:focal-20230801).",
                 "stablebuild pin --dated ubuntu:20.04",
             ),
+            (
+                "Pin with a Docker Hub account (USER:TOKEN in the file) for its higher limit.",
+                "stablebuild --upstream-auth docker.io=/etc/stablebuild/hub pin ubuntu:22.04",
+            ),
+            (
+                "Mirror a team's own private images too (only public ones by default).",
+                "stablebuild --allow-private 'docker.io/acme/*' pin acme/base:1",
+            ),
         ],
         "pull" => &[
             (

@@ -14,24 +14,28 @@
 //! oci-client's client exposes. oci-client's manifest types are used in `manifest.rs`.
 
 mod auth;
+mod credentials;
 mod endpoint;
 mod lookup;
+mod private;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
-use reqwest::{Method, Response, StatusCode};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use tracing::{debug, info, warn};
 
 use crate::manifest::{self, ACCEPT as MANIFEST_TYPES, MAX_MANIFEST_BYTES};
 use crate::reference::Digest;
 
 pub use auth::Challenge;
+pub use credentials::{Credential, CredentialError, Credentials, docker_config_dir};
 pub use endpoint::{Endpoint, Endpoints};
+pub use private::{AllowPrivate, PatternError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -89,6 +93,26 @@ pub enum UpstreamError {
     BadOverride(String),
     #[error("--upstream-ca {path}: {reason}")]
     BadCa { path: String, reason: String },
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    #[error(
+        "{registry}/{repo} is not public: an anonymous pull is refused and only the \
+         credentials from {from} reach it; stablebuild mirrors public images only \
+         (anyone who can pull from the mirror would get it): pass --allow-private \
+         {registry}/{repo} to mirror it anyway"
+    )]
+    Private {
+        registry: String,
+        repo: String,
+        /// Where the credential came from.
+        from: String,
+    },
+    #[error("{registry}/{repo}: could not check whether anonymous users may pull it: {reason}")]
+    PrivacyCheck {
+        registry: String,
+        repo: String,
+        reason: String,
+    },
 }
 
 impl UpstreamError {
@@ -180,6 +204,8 @@ pub struct Upstreams {
     retry: RetryPolicy,
     clients: Mutex<HashMap<String, Arc<Upstream>>>,
     stats: Arc<UpstreamStats>,
+    credentials: Arc<Credentials>,
+    allow_private: Arc<AllowPrivate>,
 }
 
 /// How the registries are reached.
@@ -193,6 +219,10 @@ pub struct Options {
     /// `SSL_CERT_FILE` and `SSL_CERT_DIR`).
     pub ca_files: Vec<std::path::PathBuf>,
     pub retry: RetryPolicy,
+    /// Users and tokens for registries that want them.
+    pub credentials: Credentials,
+    /// Repositories that may be mirrored although anonymous users cannot pull them.
+    pub allow_private: AllowPrivate,
 }
 
 impl Upstreams {
@@ -202,6 +232,8 @@ impl Upstreams {
             insecure,
             ca_files,
             retry,
+            credentials,
+            allow_private,
         } = options;
         for (name, url) in &overrides {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -229,6 +261,8 @@ impl Upstreams {
             retry,
             clients: Mutex::new(HashMap::new()),
             stats: Arc::default(),
+            credentials: Arc::new(credentials),
+            allow_private: Arc::new(allow_private),
         })
     }
 
@@ -264,6 +298,7 @@ impl Upstreams {
                 tokens: auth::TokenCache::default(),
                 budget: Mutex::new(None),
                 stats: self.stats.clone(),
+                account: Account::new(self.credentials.clone(), self.allow_private.clone()),
             })
         });
         client.clone()
@@ -302,6 +337,57 @@ pub struct Upstream {
     tokens: auth::TokenCache,
     budget: Mutex<Option<RateBudget>>,
     stats: Arc<UpstreamStats>,
+    account: Account,
+}
+
+/// A registry's credentials as one client uses them, and the anonymous side of the
+/// public-only check.
+struct Account {
+    credentials: Arc<Credentials>,
+    /// Looked up on first need (a helper runs once per registry and process).
+    credential: tokio::sync::OnceCell<Option<Credential>>,
+    /// The registry answered a Basic challenge: send the credential on every request.
+    basic: AtomicBool,
+    /// The credential went out (as Basic, or to the token realm): what this client fetched
+    /// may not be public.
+    sent: AtomicBool,
+    anonymous_tokens: auth::TokenCache,
+    allow_private: Arc<AllowPrivate>,
+    verdicts: private::Verdicts,
+}
+
+impl Account {
+    fn new(credentials: Arc<Credentials>, allow_private: Arc<AllowPrivate>) -> Account {
+        Account {
+            credentials,
+            credential: tokio::sync::OnceCell::new(),
+            basic: AtomicBool::new(false),
+            sent: AtomicBool::new(false),
+            anonymous_tokens: auth::TokenCache::default(),
+            allow_private,
+            verdicts: private::Verdicts::default(),
+        }
+    }
+}
+
+/// Who a request goes out as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum As {
+    /// With the registry's credentials when it asks for them.
+    Account,
+    /// Without any: the public-only check.
+    Anonymous,
+}
+
+/// One request to send: what and how hard to try.
+struct Ask<'a> {
+    method: Method,
+    path: &'a str,
+    scope: String,
+    what: &'a str,
+    object: Object,
+    retry: &'a RetryPolicy,
+    who: As,
 }
 
 impl Upstream {
@@ -331,6 +417,7 @@ impl Upstream {
         let resp = self
             .send(Method::GET, &path, repo, &what, Object::Manifest)
             .await?;
+        self.check_public(repo, reference).await?;
         let header_digest = header_str(resp.headers(), "docker-content-digest");
         let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str());
         let bytes = self.read_limited(resp, &what).await?;
@@ -449,38 +536,35 @@ impl Upstream {
         object: Object,
         retry: &RetryPolicy,
     ) -> Result<Response, UpstreamError> {
+        let ask = Ask {
+            method,
+            path,
+            scope: format!("repository:{repo}:pull"),
+            what,
+            object,
+            retry,
+            who: As::Account,
+        };
+        self.send_asking(&ask).await
+    }
+
+    async fn send_asking(&self, ask: &Ask<'_>) -> Result<Response, UpstreamError> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let scope = format!("repository:{repo}:pull");
-        let result = self
-            .send_retrying(method, path, &scope, what, object, retry)
-            .await;
+        let result = self.send_retrying(ask).await;
         if result.is_err() {
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
         }
         result
     }
 
-    async fn send_retrying(
-        &self,
-        method: Method,
-        path: &str,
-        scope: &str,
-        what: &str,
-        object: Object,
-        retry: &RetryPolicy,
-    ) -> Result<Response, UpstreamError> {
+    async fn send_retrying(&self, ask: &Ask<'_>) -> Result<Response, UpstreamError> {
         let (mut attempt, mut authed) = (0, false);
+        let (method, what, retry) = (&ask.method, ask.what, ask.retry);
         loop {
             attempt += 1;
-            let url = format!("{}{path}", self.base.lock().expect("base lock"));
+            let url = format!("{}{}", self.base.lock().expect("base lock"), ask.path);
             let url = url.as_str();
-            let mut req = self.http.request(method.clone(), url);
-            if object == Object::Manifest {
-                req = req.header(ACCEPT, MANIFEST_TYPES.join(", "));
-            }
-            if let Some(token) = self.tokens.get(scope) {
-                req = req.bearer_auth(token);
-            }
+            let req = self.request(ask, url).await?;
             let started = std::time::Instant::now();
             let sent = req.send().await;
             match &sent {
@@ -507,12 +591,13 @@ impl Upstream {
                         s if s.is_success() => return Ok(resp),
                         StatusCode::UNAUTHORIZED if !authed => {
                             authed = true;
-                            self.authenticate(&resp, scope, what).await?;
+                            self.authenticate(&resp, ask).await?;
                             attempt -= 1;
                             continue;
                         }
                         StatusCode::TOO_MANY_REQUESTS => self.rate_limited(&resp, what),
-                        _ => self.status_error(resp, what, object).await,
+                        StatusCode::UNAUTHORIZED => self.still_unauthorized(resp, ask).await?,
+                        _ => self.status_error(resp, what, ask.object).await,
                     }
                 }
             };
@@ -534,6 +619,43 @@ impl Upstream {
                 _ => return Err(err),
             }
         }
+    }
+
+    /// The request for one attempt: the Accept list for manifests, and the token or
+    /// credential that this client holds for the scope.
+    async fn request(&self, ask: &Ask<'_>, url: &str) -> Result<RequestBuilder, UpstreamError> {
+        let mut req = self.http.request(ask.method.clone(), url);
+        if ask.object == Object::Manifest {
+            req = req.header(ACCEPT, MANIFEST_TYPES.join(", "));
+        }
+        if let Some(token) = self.tokens_for(ask.who).get(&ask.scope) {
+            return Ok(req.bearer_auth(token));
+        }
+        if ask.who == As::Account
+            && self.account.basic.load(Ordering::Relaxed)
+            && let Some(credential) = self.credential().await?
+        {
+            self.account.sent.store(true, Ordering::Relaxed);
+            req = req.header(AUTHORIZATION, credential.basic());
+        }
+        Ok(req)
+    }
+
+    fn tokens_for(&self, who: As) -> &auth::TokenCache {
+        match who {
+            As::Account => &self.tokens,
+            As::Anonymous => &self.account.anonymous_tokens,
+        }
+    }
+
+    /// This registry's credential, looked up (a helper run) the first time.
+    async fn credential(&self) -> Result<Option<&Credential>, UpstreamError> {
+        let account = &self.account;
+        let found = account
+            .credential
+            .get_or_try_init(|| account.credentials.lookup(&self.registry))
+            .await?;
+        Ok(found.as_ref())
     }
 
     fn unreachable(&self, url: &str, e: &reqwest::Error) -> UpstreamError {
@@ -569,30 +691,115 @@ impl Upstream {
         true
     }
 
-    async fn authenticate(
-        &self,
-        resp: &Response,
-        scope: &str,
-        what: &str,
-    ) -> Result<(), UpstreamError> {
+    /// Answer a 401's challenge: a bearer token from the realm (with the credential, when
+    /// this client has one and asks as the account), or Basic with the credential.
+    async fn authenticate(&self, resp: &Response, ask: &Ask<'_>) -> Result<(), UpstreamError> {
         let header = header_str(resp.headers(), "www-authenticate").unwrap_or_default();
         let denied = |reason: String| UpstreamError::Denied {
             registry: self.registry.clone(),
-            what: what.to_string(),
+            what: ask.what.to_string(),
             status: 401,
             reason,
         };
-        let challenge = Challenge::parse(&header).ok_or_else(|| {
-            denied(format!(
-                "the registry wants credentials ({header:?}); stablebuild pulls anonymously"
-            ))
-        })?;
-        let token = auth::fetch_token(&self.http, &challenge, scope)
+        let credential = match ask.who {
+            As::Account => self.credential().await?,
+            As::Anonymous => None,
+        };
+        let Some(challenge) = Challenge::parse(&header) else {
+            return match credential {
+                Some(_) if is_basic(&header) && ask.who == As::Account => {
+                    self.account.basic.store(true, Ordering::Relaxed);
+                    Ok(())
+                }
+                Some(c) => Err(denied(format!(
+                    "the registry refused the credentials from {} ({header:?})",
+                    c.source
+                ))),
+                None => Err(denied(format!(
+                    "the registry wants credentials ({header:?}); give them with \
+                     --upstream-auth {}=FILE or in Docker's config.json",
+                    self.registry
+                ))),
+            };
+        };
+        if credential.is_some() {
+            self.account.sent.store(true, Ordering::Relaxed);
+        }
+        let token = auth::fetch_token(&self.http, &challenge, &ask.scope, credential)
             .await
             .map_err(denied)?;
-        debug!("{}: got a token for {scope}", self.registry);
-        self.tokens.put(scope, token);
+        debug!("{}: got a token for {}", self.registry, ask.scope);
+        self.tokens_for(ask.who).put(&ask.scope, token);
         Ok(())
+    }
+
+    /// Refuse `repo` unless anonymous users may pull `reference` from it too, or
+    /// `--allow-private` names it. Only needed when this client's credential went out: a
+    /// fetch that never sent it was anonymous, which proves the repository public.
+    async fn check_public(&self, repo: &str, reference: &str) -> Result<(), UpstreamError> {
+        let account = &self.account;
+        if !account.sent.load(Ordering::Relaxed)
+            || account.verdicts.known_public(repo)
+            || account.allow_private.allows(&self.registry, repo)
+        {
+            return Ok(());
+        }
+        let what = format!("anonymous check of {repo}");
+        let ask = Ask {
+            method: Method::HEAD,
+            path: &format!("/v2/{repo}/manifests/{reference}"),
+            scope: format!("repository:{repo}:pull"),
+            what: &what,
+            object: Object::Manifest,
+            retry: &RetryPolicy::lookup(),
+            who: As::Anonymous,
+        };
+        match self.send_asking(&ask).await {
+            Ok(_) => {
+                info!(
+                    "{}/{repo} is public (an anonymous HEAD answered)",
+                    self.registry
+                );
+                account.verdicts.note_public(repo);
+                Ok(())
+            }
+            Err(UpstreamError::Denied { .. } | UpstreamError::NotFound { .. }) => {
+                let source = self.credential().await?.map(|c| c.source.clone());
+                Err(UpstreamError::Private {
+                    registry: self.registry.clone(),
+                    repo: repo.to_string(),
+                    from: source.unwrap_or_default(),
+                })
+            }
+            Err(e) => Err(UpstreamError::PrivacyCheck {
+                registry: self.registry.clone(),
+                repo: repo.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// A 401 after the token flow: refused. Without a credential, say how to give one (the
+    /// repository may be private; Docker Hub answers so for one that does not exist, too).
+    async fn still_unauthorized(
+        &self,
+        resp: Response,
+        ask: &Ask<'_>,
+    ) -> Result<UpstreamError, UpstreamError> {
+        let mut err = self.status_error(resp, ask.what, ask.object).await;
+        let anonymous = match ask.who {
+            As::Account => self.credential().await?.is_none(),
+            As::Anonymous => false,
+        };
+        if anonymous && let UpstreamError::Denied { reason, .. } = &mut err {
+            reason.push_str(&format!(
+                " (anonymous pull refused: the repository is private or does not exist; \
+                 for a private one give credentials with --upstream-auth {}=FILE or in \
+                 Docker's config.json)",
+                self.registry
+            ));
+        }
+        Ok(err)
     }
 
     fn rate_limited(&self, resp: &Response, what: &str) -> UpstreamError {
@@ -652,6 +859,12 @@ impl Upstream {
 /// response): the registry listens in plain http.
 fn speaks_plain_http(reason: &str) -> bool {
     reason.contains("InvalidContentType") || reason.contains("corrupt message")
+}
+
+/// A `WWW-Authenticate: Basic …` challenge (or a bare `Basic`).
+fn is_basic(header: &str) -> bool {
+    let scheme = header.trim().split(' ').next().unwrap_or("");
+    scheme.eq_ignore_ascii_case("basic")
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -35,7 +35,9 @@ use crate::snapshot::{Snapshotter, Tier};
 use crate::store::{
     Contended, Holder, Mode, Opening, ServerInfo, Store, StoreError, read_server_info,
 };
-use crate::upstream::{Options, RetryPolicy, Upstreams};
+use crate::upstream::{
+    AllowPrivate, Credentials, Options, RetryPolicy, Upstreams, docker_config_dir,
+};
 
 pub(crate) use origin::cli_origin;
 
@@ -232,13 +234,18 @@ pub(crate) fn snapshotter(
 
 /// The upstream clients that `--upstream` and `--insecure-registry` describe.
 pub(crate) fn upstreams(config: &Config) -> anyhow::Result<Arc<Upstreams>> {
+    let usage = |e: &dyn std::fmt::Display| UsageError(e.to_string());
+    let credentials = Credentials::load(&config.upstream_auth, docker_config_dir().as_deref())
+        .map_err(|e| usage(&e))?;
     let upstreams = Upstreams::new(Options {
         overrides: config.upstreams.clone(),
         insecure: config.insecure.clone(),
         ca_files: config.upstream_ca.clone(),
         retry: RetryPolicy::default(),
+        credentials,
+        allow_private: AllowPrivate::parse(&config.allow_private).map_err(|e| usage(&e))?,
     })
-    .map_err(|e| UsageError(e.to_string()))?;
+    .map_err(|e| usage(&e))?;
     Ok(Arc::new(upstreams))
 }
 

@@ -109,7 +109,9 @@ fn classify_pin(e: &SnapshotError) -> (StatusCode, &'static str, Option<u64>) {
                 "TOOMANYREQUESTS",
                 Some(*retry_after),
             ),
-            UpstreamError::Denied { .. } => (StatusCode::FORBIDDEN, "DENIED", None),
+            UpstreamError::Denied { .. } | UpstreamError::Private { .. } => {
+                (StatusCode::FORBIDDEN, "DENIED", None)
+            }
             _ => (StatusCode::BAD_GATEWAY, "UNAVAILABLE", None),
         },
         SnapshotError::Manifest { .. } => (StatusCode::BAD_GATEWAY, "MANIFEST_INVALID", None),

@@ -1,15 +1,18 @@
-//! Anonymous bearer tokens (Docker Hub's flow, used by most public registries).
+//! Bearer tokens (Docker Hub's flow, used by most registries).
 //!
 //! Owns: parsing `WWW-Authenticate: Bearer realm=…,service=…,scope=…`, fetching a token
-//! from the realm, and caching tokens per scope until they expire. Also reads the message
-//! out of a registry's error JSON.
-//! Must not touch: anything but the token endpoint.
+//! from the realm (anonymously, or with Basic credentials for an account's token), and
+//! caching tokens per scope until they expire. Also reads the message out of a registry's
+//! error JSON.
+//! Must not touch: anything but the token endpoint; a credential never goes into a message.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+
+use super::credentials::Credential;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
@@ -75,20 +78,24 @@ pub struct Token {
     expires: Instant,
 }
 
-/// Fetch an anonymous token for `scope` (the challenge's own scope wins when it names one).
+/// Fetch a token for `scope` (the challenge's own scope wins when it names one), as
+/// `credential`'s user when there is one, else anonymously.
 pub async fn fetch_token(
     http: &reqwest::Client,
     challenge: &Challenge,
     scope: &str,
+    credential: Option<&Credential>,
 ) -> Result<Token, String> {
     let scope = challenge.scope.as_deref().unwrap_or(scope);
     let mut query = vec![("scope", scope)];
     if let Some(service) = &challenge.service {
         query.push(("service", service));
     }
-    let resp = http
-        .get(&challenge.realm)
-        .query(&query)
+    let mut req = http.get(&challenge.realm).query(&query);
+    if let Some(c) = credential {
+        req = req.header(reqwest::header::AUTHORIZATION, c.basic());
+    }
+    let resp = req
         .send()
         .await
         .map_err(|e| format!("token endpoint {}: {e}", challenge.realm))?;
@@ -97,11 +104,20 @@ pub async fn fetch_token(
         .bytes()
         .await
         .map_err(|e| format!("token endpoint: {e}"))?;
-    if !status.is_success() {
-        return Err(format!(
-            "token endpoint {} answered {status}",
-            challenge.realm
-        ));
+    match (status.as_u16(), credential) {
+        (_, _) if status.is_success() => {}
+        (401 | 403, Some(c)) => {
+            return Err(format!(
+                "token endpoint {} refused the credentials from {} ({status})",
+                challenge.realm, c.source
+            ));
+        }
+        _ => {
+            return Err(format!(
+                "token endpoint {} answered {status}",
+                challenge.realm
+            ));
+        }
     }
     let parsed: TokenResponse = serde_json::from_slice(&body)
         .map_err(|e| format!("token endpoint {} sent no token: {e}", challenge.realm))?;

@@ -136,6 +136,8 @@ impl Sb {
             .env_remove("STABLEBUILD_UPSTREAM")
             .env_remove("STABLEBUILD_CACHE")
             .env_remove("RUST_LOG")
+            // Hermetic: never the user's ~/.docker/config.json (see `docker_config`).
+            .env("DOCKER_CONFIG", self.path("docker"))
             .kill_on_drop(true);
         cmd
     }
@@ -147,6 +149,15 @@ impl Sb {
             .await
             .expect("run stablebuild")
             .into()
+    }
+
+    /// Writes Docker's `config.json` (what `docker login` keeps) where this Sb's commands
+    /// look for it (`$DOCKER_CONFIG`).
+    pub fn docker_config(&self, config: &serde_json::Value) {
+        let dir = self.path("docker");
+        std::fs::create_dir_all(&dir).expect("create the docker config dir");
+        let json = serde_json::to_vec_pretty(config).expect("docker config json");
+        std::fs::write(dir.join("config.json"), json).expect("write docker config.json");
     }
 
     /// The temp dir holding the store, readable by every user (a temp dir is private).

@@ -7,6 +7,11 @@
 //! `Retry-After`, wrong bytes, truncated and dropped transfers, 5xx answers and stalls. Tests
 //! that only need a well-behaved registry use the real one in `registry.rs`.
 //!
+//! With an account ([`Faulty::start_with_account`]) it also serves the same image as
+//! [`PRIVATE_REPOSITORY`], which only tokens fetched with the account's Basic credentials may
+//! pull, as Docker Hub does for a private repository; an anonymous token request gets a token
+//! without that scope, a wrong password a 401 from the token endpoint.
+//!
 //! Faults are scripted per request path (query ignored) and consumed in order; a path whose
 //! queue is empty is served normally. With the token flow on, a request is authorized before a
 //! fault is taken, so the 401 of a client's first, anonymous attempt does not use one up.
@@ -32,6 +37,8 @@ use tokio::task::JoinHandle;
 pub const REPOSITORY: &str = "library/faulty";
 /// The one tag served; it names the image index.
 pub const TAG: &str = "1";
+/// The repository that only the account may pull (see [`Faulty::start_with_account`]).
+pub const PRIVATE_REPOSITORY: &str = "acme/private";
 /// The `service` of the token flow.
 pub const SERVICE: &str = "faulty.test";
 /// The scope a client needs to pull [`REPOSITORY`].
@@ -82,15 +89,22 @@ pub struct Faulty {
 impl Faulty {
     /// Starts a server without authentication.
     pub async fn start() -> Faulty {
-        Faulty::launch(false).await
+        Faulty::launch(false, None).await
     }
 
     /// Starts a server that demands Docker Hub's bearer-token flow on every `/v2/` request.
     pub async fn start_with_auth() -> Faulty {
-        Faulty::launch(true).await
+        Faulty::launch(true, None).await
     }
 
-    async fn launch(auth: bool) -> Faulty {
+    /// `start_with_auth`, plus an account `user`:`password` that the token endpoint checks
+    /// and that alone may pull [`PRIVATE_REPOSITORY`].
+    pub async fn start_with_account(user: &str, password: &str) -> Faulty {
+        let account = (user.to_owned(), password.to_owned());
+        Faulty::launch(true, Some(account)).await
+    }
+
+    async fn launch(auth: bool, account: Option<(String, String)>) -> Faulty {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("faulty: bind 127.0.0.1:0");
@@ -98,6 +112,7 @@ impl Faulty {
         let shared = Arc::new(Shared {
             image: Image::get(),
             auth,
+            account,
             realm: format!("http://{addr}/token"),
             script: Mutex::new(Script::default()),
         });
@@ -215,6 +230,16 @@ impl Faulty {
         self.shared.script().token_requests
     }
 
+    /// Token requests that carried the account's right Basic credentials.
+    pub fn credentialed_token_requests(&self) -> usize {
+        self.shared.script().credentialed_token_requests
+    }
+
+    /// Token requests that carried a Basic header that was not the account's.
+    pub fn refused_token_requests(&self) -> usize {
+        self.shared.script().refused_token_requests
+    }
+
     /// Stops the server, shortly after the call returns: no new connections, idle ones are
     /// closed, in-flight ones may finish (for at most 2 s).
     pub fn shutdown(mut self) {
@@ -255,6 +280,8 @@ impl Drop for Faulty {
 struct Shared {
     image: &'static Image,
     auth: bool,
+    /// The account (user, password) that may pull [`PRIVATE_REPOSITORY`].
+    account: Option<(String, String)>,
     realm: String,
     script: Mutex<Script>,
 }
@@ -264,6 +291,8 @@ struct Script {
     faults: HashMap<String, VecDeque<Fault>>,
     requests: HashMap<String, usize>,
     token_requests: usize,
+    credentialed_token_requests: usize,
+    refused_token_requests: usize,
     manifest_gets: u32,
 }
 
@@ -282,6 +311,16 @@ impl Shared {
         }
     }
 
+    /// Whether `name` is a repository this server has.
+    fn check_served(&self, name: &str) -> Result<(), Refused> {
+        let private = self.account.is_some() && name == PRIVATE_REPOSITORY;
+        if name == REPOSITORY || private {
+            Ok(())
+        } else {
+            Err(Refused::name_unknown())
+        }
+    }
+
     /// Takes the next fault for `path`; a HEAD leaves a body fault for the GET it spoils.
     fn next_fault(&self, path: &str, head: bool) -> Option<Fault> {
         let mut script = self.script();
@@ -294,6 +333,16 @@ impl Shared {
             return None;
         }
         queue.pop_front()
+    }
+
+    /// Whether `encoded` (a Basic header's base64) is the account's `user:password`.
+    fn is_account(&self, encoded: &str) -> bool {
+        use base64::Engine as _;
+        let Some((user, password)) = &self.account else {
+            return false;
+        };
+        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim());
+        decoded.is_ok_and(|bytes| bytes == format!("{user}:{password}").as_bytes())
     }
 
     /// The `ratelimit-remaining` count after this request; only GETs use up the allowance.
@@ -373,7 +422,7 @@ async fn handle(
         Some(Fault::Stall(wait)) => tokio::time::sleep(wait).await,
         _ => {}
     }
-    let payload = match serve(&shared, &target, &method, &uri) {
+    let payload = match serve(&shared, &target, &method, &uri, &headers) {
         Ok(payload) => payload,
         Err(refused) => return refused.into_response(),
     };
@@ -386,7 +435,13 @@ async fn handle(
 }
 
 /// The normal answer to a request: a payload, or a registry error.
-fn serve(shared: &Shared, target: &Target, method: &Method, uri: &Uri) -> Result<Payload, Refused> {
+fn serve(
+    shared: &Shared,
+    target: &Target,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Payload, Refused> {
     if *method != Method::GET && *method != Method::HEAD {
         let unsupported = "faulty only reads";
         return Err(Refused(
@@ -397,21 +452,22 @@ fn serve(shared: &Shared, target: &Target, method: &Method, uri: &Uri) -> Result
     }
     match target {
         Target::Base => Ok(Payload::json(&json!({}))),
-        Target::Token => Ok(issue_token(uri)),
+        Target::Token => issue_token(shared, uri, headers),
         Target::Manifest { name, reference } => {
-            let payload = manifest(shared.image, name, reference)?;
+            shared.check_served(name)?;
+            let payload = manifest(shared.image, reference)?;
             let remaining = shared.rate_remaining(*method == Method::GET);
             Ok(payload.with_rate_limit(remaining))
         }
-        Target::Blob { name, digest } => blob(shared.image, name, digest),
+        Target::Blob { name, digest } => {
+            shared.check_served(name)?;
+            blob(shared.image, digest)
+        }
         Target::Other => Err(Refused::not_found("UNSUPPORTED", "no such route")),
     }
 }
 
-fn manifest(image: &Image, name: &str, reference: &str) -> Result<Payload, Refused> {
-    if name != REPOSITORY {
-        return Err(Refused::name_unknown());
-    }
+fn manifest(image: &Image, reference: &str) -> Result<Payload, Refused> {
     let digest = if reference == TAG {
         image.index.as_str()
     } else {
@@ -423,10 +479,7 @@ fn manifest(image: &Image, name: &str, reference: &str) -> Result<Payload, Refus
     }
 }
 
-fn blob(image: &Image, name: &str, digest: &str) -> Result<Payload, Refused> {
-    if name != REPOSITORY {
-        return Err(Refused::name_unknown());
-    }
+fn blob(image: &Image, digest: &str) -> Result<Payload, Refused> {
     match image.content.get(digest) {
         Some(content) if !content.manifest => {
             let mut payload = Payload::content(digest, content);
@@ -627,8 +680,27 @@ fn challenge(shared: &Shared, target: &Target) -> Response {
     response
 }
 
-/// `GET /token?service=…&scope=…`: a token that encodes the scopes asked for.
-fn issue_token(uri: &Uri) -> Payload {
+/// `GET /token?service=…&scope=…`: a token that encodes the scopes granted: all those asked
+/// for with the account's Basic credentials, all but [`PRIVATE_REPOSITORY`]'s without any; a
+/// Basic header with other credentials is refused with 401.
+fn issue_token(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Result<Payload, Refused> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Basic "));
+    let account = match basic {
+        Some(given) if shared.is_account(given) => {
+            shared.script().credentialed_token_requests += 1;
+            true
+        }
+        Some(_) => {
+            shared.script().refused_token_requests += 1;
+            let wrong = "incorrect username or password";
+            return Err(Refused(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", wrong));
+        }
+        None => false,
+    };
+    let private_scope = format!("repository:{PRIVATE_REPOSITORY}:pull");
     let query = Query::<Vec<(String, String)>>::try_from_uri(uri)
         .map(|q| q.0)
         .unwrap_or_default();
@@ -636,14 +708,15 @@ fn issue_token(uri: &Uri) -> Payload {
         .iter()
         .filter(|(k, _)| k == "scope")
         .map(|(_, v)| v.as_str())
+        .filter(|scope| account || *scope != private_scope)
         .collect();
     let token = format!("{TOKEN_PREFIX}{}", hex(scopes.join(" ").as_bytes()));
-    Payload::json(&json!({
+    Ok(Payload::json(&json!({
         "token": token,
         "access_token": token,
         "expires_in": 300,
         "issued_at": rfc3339_now(),
-    }))
+    })))
 }
 
 /// The scopes a token was issued for, or `None` if this server did not issue it.

@@ -36,6 +36,8 @@ pub struct Registry {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// Basic authentication (distribution's htpasswd auth) is on.
+    protected: bool,
 }
 
 impl Registry {
@@ -50,6 +52,7 @@ impl Registry {
             child: None,
             port: 0,
             dir,
+            protected: false,
         };
         for _ in 0..5 {
             registry.port = free_port();
@@ -74,6 +77,16 @@ impl Registry {
     /// The registry's storage root (filesystem driver), e.g. to corrupt a blob on purpose.
     pub fn storage_dir(&self) -> PathBuf {
         self.dir.path().join("storage")
+    }
+
+    /// Restarts the registry with distribution's htpasswd auth: from now on every request
+    /// needs Basic `user`:`password` (push what it should hold first).
+    pub async fn protect(&mut self, user: &str, password: &str) {
+        let htpasswd = self.dir.path().join("htpasswd");
+        super::tools::htpasswd(&htpasswd, user, password);
+        self.protected = true;
+        self.write_config();
+        self.restart().await;
     }
 
     /// Kills the process and waits for it; the storage and the log stay.
@@ -147,7 +160,7 @@ impl Registry {
     }
 
     fn write_config(&self) {
-        let config = format!(
+        let mut config = format!(
             "version: 0.1\n\
              log:\n  level: info\n  accesslog:\n    disabled: false\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
@@ -155,6 +168,13 @@ impl Registry {
             self.storage_dir().display(),
             self.host()
         );
+        if self.protected {
+            let htpasswd = self.dir.path().join("htpasswd");
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: stablebuild-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
         std::fs::write(self.config_path(), config).expect("write registry config");
     }
 
@@ -196,7 +216,8 @@ impl Registry {
                 .current_run_log()
                 .contains(&format!("listening on {}", self.host()))
                 && let Ok(response) = http.get(&url).send().await
-                && response.status().as_u16() == 200
+                && (response.status().as_u16() == 200
+                    || (self.protected && response.status().as_u16() == 401))
             {
                 return true;
             }
