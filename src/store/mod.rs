@@ -316,6 +316,11 @@ impl Store {
         self.index.tags()
     }
 
+    /// Every tag record, in key order, one at a time.
+    pub fn each_tag(&self, f: impl FnMut(TagRecord)) -> Result<(), StoreError> {
+        self.index.each_tag(f)
+    }
+
     /// Changes whenever a tag record does (it is the journal offset the index has applied;
     /// 0 while the index is rebuilt). Records read between two equal revisions are current.
     pub fn revision(&self) -> Result<u64, StoreError> {
@@ -428,6 +433,11 @@ impl Store {
     }
 
     /// Digests of blobs a record reaches that are not in the store.
+    /// Whether the blob (or manifest) is stored.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blobs.contains(digest)
+    }
+
     pub fn missing(&self, record: &TagRecord) -> Vec<Digest> {
         record
             .digests()
