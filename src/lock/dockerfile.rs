@@ -47,14 +47,16 @@ fn site(text: &str, u: &ImageUse, uses: &[ImageUse]) -> Result<Site, String> {
         Some(arg) => arg_span(text, arg, uses)?,
         None => (use_span(u)?, kind(u.kind)),
     };
+    let span = trimmed(text, span);
     let written = text[span.clone()].to_owned();
-    if written != *image {
+    let image = image.trim();
+    if written != image {
         return Err(format!(
             "written with quotes or escapes ({written}) that spell {image}; write it plainly"
         ));
     }
     let line = line_at(text, span.start);
-    let image = image.clone();
+    let image = image.to_owned();
     Ok(Site {
         line,
         span,
@@ -84,6 +86,16 @@ fn use_span(u: &ImageUse) -> Result<Range<usize>, String> {
         return Err("split by a line continuation; join it onto one line".to_owned());
     };
     Ok(unquoted(&u.raw, span))
+}
+
+/// `span` without the whitespace at either end of its text: words split at spaces and tabs
+/// only, so a `\x0b`, `\x0c` or lone `\r` can cling to a reference, which
+/// `Reference::parse` trims (as `str::trim` does) and the locked form must not keep inside.
+fn trimmed(text: &str, span: Range<usize>) -> Range<usize> {
+    let s = &text[span.clone()];
+    let start = span.start + (s.len() - s.trim_start().len());
+    let end = span.end - (s.len() - s.trim_end().len());
+    start..end.max(start)
 }
 
 /// `span` without the quotes around all of `raw`, if it is quoted.
@@ -163,6 +175,7 @@ fn mentions(raw: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reference::Digest;
 
     fn amd64() -> Platform {
         Platform {
@@ -300,6 +313,51 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn whitespace_around_a_reference_is_kept_out_of_its_site() {
+        // Lexer words split at spaces and tabs only, but Reference::parse trims all
+        // whitespace: a \x0b, \x0c or lone \r after the image was once inside the span,
+        // and locking wrote `a\x0b:latest@sha256:…`, which is no reference.
+        let root = Digest::from_sha256([7; 32]);
+        let cases = [
+            (
+                "FROM b:1\nCOPY --from=a\x0b /x /y\n",
+                "COPY --from=a:latest@",
+                "\x0b /x",
+            ),
+            (
+                "FROM b:1\nCOPY --from=a\r /x /y\n",
+                "COPY --from=a:latest@",
+                "\r /x",
+            ),
+            (
+                "FROM b:1\nCOPY --from=\x0ba /x /y\n",
+                "--from=\x0ba:latest@",
+                " /x",
+            ),
+            ("FROM a\x0c AS x\n", "FROM a:latest@", "\x0c AS x"),
+            ("ARG B=a\x0b C=1\nFROM $B\n", "ARG B=a:latest@", "\x0b C=1"),
+        ];
+        for (text, before, after) in cases {
+            let p = planned(text);
+            assert!(p.skipped.is_empty(), "{text:?}: {p:?}");
+            let edits: Vec<_> = p
+                .sites
+                .iter()
+                .map(|s| s.edit(&root, None).unwrap())
+                .collect();
+            let locked = super::super::apply(text, &edits);
+            assert!(
+                locked.contains(&format!("{before}{root}{after}")),
+                "{locked:?}"
+            );
+            for s in &planned(&locked).sites {
+                let r = Reference::parse(&s.written).unwrap_or_else(|e| panic!("{locked:?}: {e}"));
+                assert_eq!(r.digest(), Some(&root), "{locked:?}");
+            }
+        }
     }
 
     #[test]

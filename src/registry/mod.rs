@@ -31,6 +31,7 @@ use crate::snapshot::Snapshotter;
 
 pub use drift::watch as watch_drift;
 pub use errors::RegistryError;
+pub use handlers::parse_range;
 pub use metrics::Counts;
 pub use sendfile::Peer;
 pub use usage::Pulls;
