@@ -124,7 +124,7 @@ async fn manifest(
     let store = state.snap.store();
     let known = match r.digest() {
         Some(d) => Some(d.clone()),
-        None => store.tag(&r.key())?.map(|t| t.digest),
+        None => store.tag_digest(&r.key())?,
     };
     // A tag record exists only once everything it reaches was stored; a blob lost since
     // (verify --repair) is fetched again by digest when a client asks for it.

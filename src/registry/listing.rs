@@ -115,9 +115,9 @@ pub fn catalog(state: &Arc<AppState>, uri: &Uri) -> Result<Response> {
     let mut names: Vec<String> = state
         .snap
         .store()
-        .tags()?
+        .tag_keys("")?
         .iter()
-        .filter_map(|t| Reference::parse(&t.key).ok())
+        .filter_map(|key| Reference::parse(key).ok())
         .map(|r| client_name(&r))
         .collect();
     names.sort();
@@ -137,17 +137,17 @@ pub fn tags(
 ) -> Result<Response> {
     let page = Page::from_query(uri.query())?;
     let prefix = format!("{registry}/{repo}:");
-    let mut tags: Vec<String> = state
+    // Keys come sorted; a key by digest (`…@sha256:…`) has no `:` right after the name.
+    let tags: Vec<String> = state
         .snap
         .store()
-        .tags()?
+        .tag_keys(&prefix)?
         .into_iter()
-        .filter_map(|t| t.key.strip_prefix(&prefix).map(str::to_string))
+        .filter_map(|key| key.strip_prefix(&prefix).map(str::to_string))
         .collect();
     if tags.is_empty() {
         return Err(RegistryError::NameUnknown(name.to_string()));
     }
-    tags.sort();
     let (tags, next) = page.cut(tags);
     let body = serde_json::json!({ "name": name, "tags": tags });
     Ok(paged(uri, &page, body, next))

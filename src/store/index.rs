@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use super::journal::Entry;
@@ -76,6 +76,25 @@ impl Index {
     pub fn tag(&self, key: &str) -> Result<Option<TagRecord>, StoreError> {
         let raw = self.tags.get(key).map_err(db_err)?;
         raw.map(|v| decode(key, &v)).transpose()
+    }
+
+    /// Only the root digest of a tag's record: the rest is skipped, not built (a manifest
+    /// GET by tag needs no more, and it is the registry's hottest path).
+    pub fn tag_digest(&self, key: &str) -> Result<Option<Digest>, StoreError> {
+        #[derive(Deserialize)]
+        struct Root {
+            digest: Digest,
+        }
+        let raw = self.tags.get(key).map_err(db_err)?;
+        raw.map(|v| decode::<Root>(key, &v).map(|r| r.digest))
+            .transpose()
+    }
+
+    /// The keys of the tag records that start with `prefix` ("" for all), in order; no
+    /// record is decoded.
+    pub fn tag_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let keys = self.tags.scan_prefix(prefix).keys();
+        keys.map(|k| k.map(|k| lossy(&k)).map_err(db_err)).collect()
     }
 
     pub fn tags(&self) -> Result<Vec<TagRecord>, StoreError> {

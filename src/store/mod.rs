@@ -312,6 +312,16 @@ impl Store {
         self.index.tag(key)
     }
 
+    /// The root digest a tag is pinned at.
+    pub fn tag_digest(&self, key: &str) -> Result<Option<Digest>, StoreError> {
+        self.index.tag_digest(key)
+    }
+
+    /// The pinned keys that start with `prefix` ("" for all), sorted.
+    pub fn tag_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.index.tag_keys(prefix)
+    }
+
     pub fn tags(&self) -> Result<Vec<TagRecord>, StoreError> {
         self.index.tags()
     }
