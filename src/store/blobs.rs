@@ -20,6 +20,9 @@ use crate::reference::Digest;
 
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// Blobs this small are read into memory, not mapped (see `Blobs::map`).
+const READ_UP_TO: u64 = 64 * 1024;
+
 #[derive(Clone)]
 pub struct Blobs {
     root: PathBuf,
@@ -117,12 +120,21 @@ impl Blobs {
     }
 
     /// A stored blob's bytes, memory-mapped: serving them costs no copy into user space, and
-    /// a writer can send them from the file (see `mapped.rs`).
+    /// a writer can send them from the file (see `mapped.rs`). Blobs up to `READ_UP_TO` are
+    /// read instead: for a config's few hundred bytes, mmap, munmap, a cork and a sendfile
+    /// of their own cost more than the copy (bench/scale.sh, 1,000 connections on one core).
     pub fn map(&self, digest: &Digest) -> Result<bytes::Bytes, StoreError> {
-        let file = self.open_file(digest)?;
+        let mut file = self.open_file(digest)?;
+        let io_err = |e| StoreError::io(&self.path(digest), e);
+        let len = file.metadata().map_err(io_err)?.len();
+        if len <= READ_UP_TO {
+            let mut bytes = Vec::with_capacity(len as usize);
+            file.read_to_end(&mut bytes).map_err(io_err)?;
+            return Ok(bytes.into());
+        }
         // Blob files are written whole under a temp name and renamed in; after that they are
         // only ever unlinked (gc, verify --repair), never modified or truncated in place.
-        super::mapped::map(file).map_err(|e| StoreError::io(&self.path(digest), e))
+        super::mapped::map(file).map_err(io_err)
     }
 
     /// Store bytes that are already in memory (manifests), verified like any other blob.
@@ -324,6 +336,21 @@ pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn small_blobs_are_read_and_large_ones_mapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        for (len, mapped) in [(794, false), (READ_UP_TO as usize + 1, true)] {
+            let content = vec![3u8; len];
+            let digest = Digest::from_sha256(Sha256::digest(&content).into());
+            blobs.put(&digest, &content).unwrap();
+            let bytes = blobs.map(&digest).unwrap();
+            assert_eq!(bytes, content);
+            let found = super::super::mapped::file_range(&bytes).is_some();
+            assert_eq!(found, mapped, "{len} bytes mapped: {found}");
+        }
+    }
 
     #[test]
     fn a_writer_of_known_size_reserves_its_blocks_and_commits_the_exact_bytes() {
