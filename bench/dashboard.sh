@@ -69,19 +69,9 @@ stop_own() {
 }
 
 repo=library/multi
-accept=application/vnd.oci.image.index.v1+json,application/vnd.oci.image.manifest.v1+json
-accept+=,application/vnd.docker.distribution.manifest.list.v2+json
-accept+=,application/vnd.docker.distribution.manifest.v2+json
 
 # The tags t00000 ... under library/multi, all at the index of library/multi:1.
-read -r index_type < <(curl -sf -H "Accept: $accept" -o "$work/index.json" \
-    -w '%header{content-type}\n' "http://$registry/v2/$repo/manifests/1") ||
-    die "GET $repo:1 failed"
-seq -f 't%05g' 0 $((tags - 1)) >"$work/tags.all"
-log "tagging $repo $tags times (curl PUT, xargs -P 8)"
-xargs -P 8 -I{} curl -sf -o /dev/null -X PUT -H "Content-Type: $index_type" \
-    --data-binary "@$work/index.json" "http://$registry/v2/$repo/manifests/{}" \
-    <"$work/tags.all" || die "PUT of the tags failed"
+tag_many "$repo" "$tags"
 curl -sf -o /dev/null -X PUT -H "Content-Type: $index_type" --data-binary "@$work/index.json" \
     "http://$registry/v2/$repo/manifests/late" || die "PUT of the tag late failed"
 

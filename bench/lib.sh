@@ -8,7 +8,8 @@
 # they set: root (the repo root, also the working directory after enter_root), sb_bin,
 # loader_bin and build_seconds (build_binaries), work, policy and runs_dir (make_work_dir),
 # registry_pid, registry_port and registry (start_registry), load_start and pressure_start
-# (note_load_start), sb_pid and mirror (launch_sb), nginx_pid and nginx_port (start_nginx).
+# (note_load_start), sb_pid and mirror (launch_sb), nginx_pid and nginx_port (start_nginx),
+# index_type (tag_many); accept (a client's manifest Accept list) is set on sourcing.
 # Read if set: registry_access_log (launch_registry).
 
 # The name messages start with: "bench/pin.sh", "bench/serve.sh", "bench/shared.sh" or
@@ -233,11 +234,32 @@ launch_sb() {
         die "stablebuild serve at $mirror does not answer GET /v2/ with 200"
 }
 
-# start_nginx FILE: a private nginx (its own prefix and config under $work/nginx, daemon off,
+# The Accept list of a client pulling by tag (every manifest type but schema 1).
+accept=application/vnd.oci.image.index.v1+json,application/vnd.oci.image.manifest.v1+json
+accept+=,application/vnd.docker.distribution.manifest.list.v2+json
+accept+=,application/vnd.docker.distribution.manifest.v2+json
+
+# tag_many REPO COUNT: tags t00000 ... of REPO on the registry, COUNT of them, all at the
+# index of REPO:1 (curl PUT, xargs -P 8). Writes the index to $work/index.json and the tags
+# to $work/tags.all; sets index_type (its media type).
+tag_many() {
+    local repo=$1 count=$2
+    read -r index_type < <(curl -sf -H "Accept: $accept" -o "$work/index.json" \
+        -w '%header{content-type}\n' "http://$registry/v2/$repo/manifests/1") ||
+        die "GET $repo:1 failed"
+    seq -f 't%05g' 0 $((count - 1)) >"$work/tags.all"
+    log "tagging $repo $count times (curl PUT, xargs -P 8)"
+    xargs -P 8 -I{} curl -sf -o /dev/null -X PUT -H "Content-Type: $index_type" \
+        --data-binary "@$work/index.json" "http://$registry/v2/$repo/manifests/{}" \
+        <"$work/tags.all" || die "PUT of the tags failed"
+}
+
+# start_nginx FILE [CONNECTIONS]: a private nginx (its own prefix and config under $work/nginx, daemon off,
 # one worker, sendfile on, access log off) on a free loopback port, serving a copy of FILE as
-# /blob. Sets nginx_pid and nginx_port; needs nginx_bin.
+# /blob, with worker_connections CONNECTIONS (default 256). Sets nginx_pid and nginx_port;
+# needs nginx_bin.
 start_nginx() {
-    local attempt port i
+    local attempt port i connections=${2:-256}
     mkdir -p "$work/nginx/logs" "$work/nginx/tmp" "$work/nginx/html"
     cp -- "$1" "$work/nginx/html/blob"
     for attempt in 1 2 3 4 5 6 7 8 9 10; do
@@ -249,9 +271,10 @@ worker_processes 1;
 $( [ "$(id -u)" = 0 ] && echo 'user root;' )
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/logs/error.log warn;
-events { worker_connections 256; }
+events { worker_connections $connections; }
 http {
     access_log off;
+    keepalive_requests 100000000;
     sendfile on;
     tcp_nopush on;
     default_type application/octet-stream;
@@ -261,7 +284,7 @@ http {
     uwsgi_temp_path $work/nginx/tmp/uwsgi;
     scgi_temp_path $work/nginx/tmp/scgi;
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:$port backlog=4096;
         root $work/nginx/html;
     }
 }
