@@ -209,6 +209,9 @@ async fn a_pin_killed_mid_upload_is_completed_by_the_next_and_gc_aborts_its_uplo
     let second = Sb::shared(&reg.url(), &url, sw.env(0));
     let out = second.run(&["--json", "pin", "big:1"]).await.ok().json();
     assert_eq!(out[0]["digest"], big.digest.as_str());
+    // Markers carry whole seconds, and `--grace 0s` aborts those of earlier seconds only: a
+    // second pin that finished within the killed one's second would find it kept.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let gc = second.run(&["gc", "--grace", "0s"]).await.ok();
     assert!(gc.stdout.contains("removed 0 blobs"), "{}", gc.stdout);
     assert!(
