@@ -182,6 +182,64 @@ async fn twenty_cold_pulls_over_three_replicas_fetch_each_blob_at_most_three_tim
     assert!(manifests <= 3, "the tag was resolved {manifests} times");
 }
 
+/// `(status, body)` of a listing endpoint of a replica.
+async fn listing(srv: &Server, path: &str) -> (u16, serde_json::Value) {
+    let resp = reqwest::get(format!("{}{path}", srv.url())).await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+/// Polls every replica's tags/list and _catalog until `wanted` says yes to both (within
+/// the 10 s a refresh may take, at `--refresh 2s`).
+async fn until_listed(
+    reps: &[(Sb, Server)],
+    wanted: impl Fn(&(u16, serde_json::Value), &(u16, serde_json::Value)) -> bool,
+) {
+    let started = Instant::now();
+    for (_, srv) in reps {
+        loop {
+            let tags = listing(srv, "/v2/library/multi/tags/list").await;
+            let catalog = listing(srv, "/v2/_catalog").await;
+            if wanted(&tags, &catalog) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "after {:?}: tags/list {tags:?}, _catalog {catalog:?}",
+                started.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_list_what_another_process_pinned_into_the_bucket_and_drop_what_it_evicted() {
+    let reg = Registry::start().await;
+    fixtures::push_multi(&reg.url(), 0).await;
+    let sw = Seaweed::mini().await;
+    let reps = replicas(&reg, &sw, "listed", 2).await;
+    for (_, srv) in &reps {
+        assert_eq!(listing(srv, "/v2/library/multi/tags/list").await.0, 404);
+    }
+    // A CI pre-warm step on another machine: its own cache, the same bucket.
+    let url = format!("s3://{}/listed", sw.bucket());
+    let laptop = Sb::shared(&reg.url(), &url, sw.env(0));
+    laptop.run(&["pin", "multi:1"]).await.ok();
+
+    until_listed(&reps, |tags, catalog| {
+        tags.0 == 200
+            && tags.1["tags"] == serde_json::json!(["1"])
+            && catalog.1["repositories"] == serde_json::json!(["library/multi"])
+    })
+    .await;
+    laptop.run(&["evict", "multi:1"]).await.ok();
+    until_listed(&reps, |tags, catalog| {
+        tags.0 == 404 && catalog.1["repositories"] == serde_json::json!([])
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_bucket_down_cached_tags_are_served_and_others_get_503() {
     let reg = Registry::start().await;

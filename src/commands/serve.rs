@@ -170,11 +170,14 @@ async fn bucket(location: &Location, args: &ServeArgs) -> anyhow::Result<Arc<Sha
 }
 
 /// Keep the cached records in line with the bucket (an evict on any replica is honoured
-/// here within `every`); while the bucket is unreachable, the cache keeps serving.
+/// here within `every`), first at start; while the bucket is unreachable, the cache keeps
+/// serving.
 async fn refresh(snap: Arc<Snapshotter>, every: std::time::Duration) {
     let mut failing = false;
-    loop {
-        tokio::time::sleep(every).await;
+    for round in 0u64.. {
+        if round > 0 {
+            tokio::time::sleep(every).await;
+        }
         match snap.tier().refresh(snap.store()).await {
             Ok(done) => {
                 if failing {

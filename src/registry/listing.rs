@@ -3,7 +3,8 @@
 //! distribution spec says: `n` caps the count, `last` starts after that entry, and a
 //! `Link: <…>; rel="next"` header says where the next page starts.
 //! Owns: which names are listed and how pages are cut. The lists come from the tag records
-//! only: the mirror lists what it has pinned, never what the upstream has.
+//! only: the mirror lists what it has pinned, never what the upstream has (on a shared
+//! store, what the bucket held at the replica's last refresh and what it pinned since).
 //! Must not touch: the upstream.
 
 use std::sync::Arc;
@@ -114,8 +115,8 @@ pub fn catalog(state: &Arc<AppState>, uri: &Uri) -> Result<Response> {
     let page = Page::from_query(uri.query())?;
     let mut names: Vec<String> = state
         .snap
-        .store()
-        .tag_keys("")?
+        .tier()
+        .tag_keys(state.snap.store(), "")?
         .iter()
         .filter_map(|key| Reference::parse(key).ok())
         .map(|r| client_name(&r))
@@ -140,8 +141,8 @@ pub fn tags(
     // Keys come sorted; a key by digest (`…@sha256:…`) has no `:` right after the name.
     let tags: Vec<String> = state
         .snap
-        .store()
-        .tag_keys(&prefix)?
+        .tier()
+        .tag_keys(state.snap.store(), &prefix)?
         .into_iter()
         .filter_map(|key| key.strip_prefix(&prefix).map(str::to_string))
         .collect();

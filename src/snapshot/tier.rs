@@ -10,7 +10,7 @@
 //! last; the local cache learns a record only after the bucket holds it.
 //! Must not touch: the upstream, HTTP, the terminal.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use crate::reference::Digest;
@@ -36,6 +36,9 @@ pub enum Tier {
         present: Mutex<HashSet<Digest>>,
         /// The ETag of each record object as last seen by `refresh`.
         seen: Mutex<HashMap<String, String>>,
+        /// The keys of the bucket's records as of the last `refresh`, with those this
+        /// process saw published or evicted since: what the listing endpoints list.
+        listed: Mutex<BTreeSet<String>>,
     },
 }
 
@@ -54,6 +57,7 @@ impl Tier {
             shared,
             present: Mutex::new(HashSet::new()),
             seen: Mutex::new(HashMap::new()),
+            listed: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -72,18 +76,55 @@ impl Tier {
         };
         let found = shared.record(key).await?;
         sync_local(store, key, found.as_ref())?;
+        self.note_listed(key, found.is_some());
         Ok(found)
+    }
+
+    /// The sorted keys of the records that start with `prefix`: the local index's; with a
+    /// bucket, also every record the bucket held at the last `refresh` (pinned by any
+    /// process), so that a replica lists what every replica pinned.
+    pub fn tag_keys(&self, store: &Store, prefix: &str) -> Result<Vec<String>, TierError> {
+        let local = store.tag_keys(prefix)?;
+        let Tier::Bucket { listed, .. } = self else {
+            return Ok(local);
+        };
+        let listed = listed.lock().expect("listed");
+        let mut keys: BTreeSet<String> = listed
+            .range(prefix.to_string()..)
+            .take_while(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        keys.extend(local);
+        Ok(keys.into_iter().collect())
+    }
+
+    fn note_listed(&self, key: &str, present: bool) {
+        if let Tier::Bucket { listed, .. } = self {
+            let mut listed = listed.lock().expect("listed");
+            match present {
+                true => listed.insert(key.to_string()),
+                false => listed.remove(key),
+            };
+        }
     }
 
     /// Bring the cached records in line with the bucket's: one listing of the records (and
     /// a read of each one whose object changed since the last refresh). Records the bucket
-    /// does not have any more are dropped; new ones are learnt when first asked for.
+    /// does not have any more are dropped; new ones are listed (`tag_keys`) and read when
+    /// first asked for.
     pub async fn refresh(&self, store: &Store) -> Result<Refreshed, TierError> {
-        let Tier::Bucket { shared, seen, .. } = self else {
+        let Tier::Bucket {
+            shared,
+            seen,
+            listed,
+            ..
+        } = self
+        else {
             return Ok(Refreshed::default());
         };
         let versions: HashMap<String, String> =
             shared.record_versions().await?.into_iter().collect();
+        *listed.lock().expect("listed") = versions.keys().cloned().collect();
         let mut done = Refreshed::default();
         for local in store.tags()? {
             let Some(etag) = versions.get(&local.key) else {
@@ -151,6 +192,7 @@ impl Tier {
         };
         shared.release(&key).await?;
         sync_local(store, &key, Some(&winner))?;
+        self.note_listed(&key, true);
         Ok(winner)
     }
 
@@ -177,6 +219,7 @@ impl Tier {
             shared.journal(&entry).await?;
         }
         store.evict(key, None)?;
+        self.note_listed(key, false);
         Ok(old)
     }
 
