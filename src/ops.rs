@@ -143,7 +143,7 @@ pub fn list(store: &Store, filter: Option<&str>) -> Result<Vec<ListEntry>, Store
             .filter(|d| {
                 !*present
                     .entry((*d).clone())
-                    .or_insert_with(|| store.has_blob(d))
+                    .or_insert_with(|| store.blobs().contains(d))
             })
             .count();
         entries.push(ListEntry::of(r, missing));

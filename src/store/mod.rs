@@ -443,11 +443,6 @@ impl Store {
     }
 
     /// Digests of blobs a record reaches that are not in the store.
-    /// Whether the blob (or manifest) is stored.
-    pub fn has_blob(&self, digest: &Digest) -> bool {
-        self.blobs.contains(digest)
-    }
-
     pub fn missing(&self, record: &TagRecord) -> Vec<Digest> {
         record
             .digests()
