@@ -112,17 +112,6 @@ impl Credentials {
         Ok(Credentials { explicit, docker })
     }
 
-    /// Whether any source could hold credentials for `registry` (without running helpers).
-    pub fn may_have(&self, registry: &str) -> bool {
-        let registry = canonical_registry(registry);
-        self.explicit.contains_key(&registry)
-            || self.docker.as_ref().is_some_and(|d| {
-                d.store.is_some()
-                    || d.helpers.contains_key(&registry)
-                    || d.auths.contains_key(&registry)
-            })
-    }
-
     /// The credential for `registry`, running a helper when the config names one.
     pub async fn lookup(&self, registry: &str) -> Result<Option<Credential>, CredentialError> {
         let registry = canonical_registry(registry);
@@ -363,8 +352,6 @@ mod tests {
         );
         let gh = &creds.docker.as_ref().unwrap().auths["ghcr.io"];
         assert_eq!((gh.user.as_str(), gh.secret.as_str()), ("gh", "pw"));
-        assert!(creds.may_have("index.docker.io"));
-        assert!(!creds.may_have("quay.io"));
     }
 
     #[test]
