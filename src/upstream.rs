@@ -716,9 +716,8 @@ impl Upstream {
                     c.source
                 ))),
                 None => Err(denied(format!(
-                    "the registry wants credentials ({header:?}); give them with \
-                     --upstream-auth {}=FILE or in Docker's config.json",
-                    self.registry
+                    "the registry wants credentials ({header:?}); {}",
+                    self.how_to_give_credentials()
                 ))),
             };
         };
@@ -794,12 +793,18 @@ impl Upstream {
         if anonymous && let UpstreamError::Denied { reason, .. } = &mut err {
             reason.push_str(&format!(
                 " (anonymous pull refused: the repository is private or does not exist; \
-                 for a private one give credentials with --upstream-auth {}=FILE or in \
-                 Docker's config.json)",
-                self.registry
+                 for a private one {})",
+                self.how_to_give_credentials()
             ));
         }
         Ok(err)
+    }
+
+    fn how_to_give_credentials(&self) -> String {
+        format!(
+            "give credentials with --upstream-auth {}=FILE or in Docker's config.json",
+            self.registry
+        )
     }
 
     fn rate_limited(&self, resp: &Response, what: &str) -> UpstreamError {
