@@ -15,13 +15,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sha2::{Digest as _, Sha256};
 
 use super::StoreError;
+use super::hot::Hot;
 use super::lru::{Hold, Lru};
 use crate::reference::Digest;
 
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// Blobs this small are read into memory, not mapped (see `Blobs::map`).
+/// Blobs this small are read into memory, not mapped (see `Blobs::map`), and kept there.
 const READ_UP_TO: u64 = 64 * 1024;
+
+/// How many bytes of small blobs stay in memory (see `hot.rs`): thousands of manifests.
+const HOT_BYTES: usize = 16 << 20;
 
 #[derive(Clone)]
 pub struct Blobs {
@@ -31,6 +35,8 @@ pub struct Blobs {
     read_only: Option<String>,
     /// A cache's size bound (see `lru.rs`); None for a store, which never drops blobs.
     lru: Option<Arc<Lru>>,
+    /// Small blobs read before, in memory (shared by clones).
+    hot: Arc<Hot>,
 }
 
 impl Blobs {
@@ -40,6 +46,7 @@ impl Blobs {
             tmp: store.join("tmp"),
             read_only: None,
             lru: None,
+            hot: Arc::new(Hot::new(HOT_BYTES)),
         };
         fs::create_dir_all(&blobs.root).map_err(|e| StoreError::io(&blobs.root, e))?;
         // Nothing in tmp/ is visible to anyone: a crash may leave partial downloads there.
@@ -57,6 +64,7 @@ impl Blobs {
             tmp: store.join("tmp"),
             read_only: Some(reason.to_string()),
             lru: None,
+            hot: Arc::new(Hot::new(HOT_BYTES)),
         }
     }
 
@@ -101,11 +109,27 @@ impl Blobs {
     }
 
     pub fn read(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        if let Some(bytes) = self.hot(digest) {
+            return Ok(bytes.to_vec());
+        }
         let path = self.path(digest);
-        fs::read(&path).map_err(|e| match e.kind() {
+        let bytes = fs::read(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => StoreError::BlobMissing(digest.clone()),
             _ => StoreError::io(&path, e),
-        })
+        })?;
+        if bytes.len() as u64 <= READ_UP_TO {
+            self.hot.put(digest, bytes::Bytes::copy_from_slice(&bytes));
+        }
+        Ok(bytes)
+    }
+
+    /// A small blob read before, from memory.
+    fn hot(&self, digest: &Digest) -> Option<bytes::Bytes> {
+        let bytes = self.hot.get(digest)?;
+        if let Some(lru) = &self.lru {
+            lru.touch(digest);
+        }
+        Some(bytes)
     }
 
     pub fn open_file(&self, digest: &Digest) -> Result<File, StoreError> {
@@ -124,13 +148,18 @@ impl Blobs {
     /// read instead: for a config's few hundred bytes, mmap, munmap, a cork and a sendfile
     /// of their own cost more than the copy (bench/scale.sh, 1,000 connections on one core).
     pub fn map(&self, digest: &Digest) -> Result<bytes::Bytes, StoreError> {
+        if let Some(bytes) = self.hot(digest) {
+            return Ok(bytes);
+        }
         let mut file = self.open_file(digest)?;
         let io_err = |e| StoreError::io(&self.path(digest), e);
         let len = file.metadata().map_err(io_err)?.len();
         if len <= READ_UP_TO {
             let mut bytes = Vec::with_capacity(len as usize);
             file.read_to_end(&mut bytes).map_err(io_err)?;
-            return Ok(bytes.into());
+            let bytes = bytes::Bytes::from(bytes);
+            self.hot.put(digest, bytes.clone());
+            return Ok(bytes);
         }
         // Blob files are written whole under a temp name and renamed in; after that they are
         // only ever unlinked (gc, verify --repair), never modified or truncated in place.
@@ -176,6 +205,7 @@ impl Blobs {
         if let Some(lru) = &self.lru {
             lru.removed(digest);
         }
+        self.hot.forget(digest);
         let path = self.path(digest);
         match fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::io(&path, e)),
@@ -350,6 +380,31 @@ mod tests {
             let found = super::super::mapped::file_range(&bytes).is_some();
             assert_eq!(found, mapped, "{len} bytes mapped: {found}");
         }
+    }
+
+    #[test]
+    fn a_small_blob_read_before_is_served_from_memory_until_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        let content = b"{\"schemaVersion\":2}".to_vec();
+        let digest = Digest::from_sha256(Sha256::digest(&content).into());
+        blobs.put(&digest, &content).unwrap();
+        assert_eq!(blobs.read(&digest).unwrap(), content);
+        // The file is gone behind the store's back: the bytes read before still answer
+        // (they were verified, and a blob never changes), through a clone too.
+        fs::remove_file(blobs.path(&digest)).unwrap();
+        assert_eq!(blobs.clone().map(&digest).unwrap(), content);
+        assert_eq!(blobs.read(&digest).unwrap(), content);
+        blobs.put(&digest, &content).unwrap();
+        blobs.remove(&digest).unwrap();
+        assert!(matches!(
+            blobs.read(&digest),
+            Err(StoreError::BlobMissing(_))
+        ));
+        assert!(matches!(
+            blobs.map(&digest),
+            Err(StoreError::BlobMissing(_))
+        ));
     }
 
     #[test]
