@@ -4,7 +4,9 @@
 //! records from the journal, manifest media types from the records and the manifest bytes.
 //! Must not touch: blob files or the journal file.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -24,6 +26,9 @@ pub struct Index {
     pending: sled::Tree,
     manifests: sled::Tree,
     meta: sled::Tree,
+    /// The root digest of each record `tag_digest` decoded, until the record changes (every
+    /// change goes through `apply` or `clear_tags`): a manifest by tag on every pull.
+    roots: Mutex<HashMap<String, Digest>>,
 }
 
 fn db_err(e: sled::Error) -> StoreError {
@@ -69,6 +74,7 @@ impl Index {
             pending: tree("pending")?,
             manifests: tree("manifests")?,
             meta: tree("meta")?,
+            roots: Mutex::default(),
             db,
         })
     }
@@ -85,9 +91,23 @@ impl Index {
         struct Root {
             digest: Digest,
         }
+        // Held while the record is read: a change lands in the tree before it forgets
+        // the key here, so what is kept was read after any change that forgot it.
+        let mut roots = self.roots.lock().expect("roots");
+        if let Some(d) = roots.get(key) {
+            return Ok(Some(d.clone()));
+        }
         let raw = self.tags.get(key).map_err(db_err)?;
-        raw.map(|v| decode::<Root>(key, &v).map(|r| r.digest))
-            .transpose()
+        let Some(root) = raw.map(|v| decode::<Root>(key, &v)).transpose()? else {
+            return Ok(None);
+        };
+        roots.insert(key.to_string(), root.digest.clone());
+        Ok(Some(root.digest))
+    }
+
+    /// A record changed in the tree: its root digest is read again when next asked for.
+    fn forget_root(&self, key: &str) {
+        self.roots.lock().expect("roots").remove(key);
     }
 
     /// The keys of the tag records that start with `prefix` ("" for all), in order; no
@@ -176,10 +196,12 @@ impl Index {
                 self.tags
                     .insert(&record.key, encode(record))
                     .map_err(db_err)?;
+                self.forget_root(&record.key);
                 self.pending.remove(&record.key).map_err(db_err)?;
             }
             Entry::Evict { key, .. } => {
                 self.tags.remove(key).map_err(db_err)?;
+                self.forget_root(key);
             }
         }
         let offset = journal_offset.to_be_bytes();
@@ -201,6 +223,7 @@ impl Index {
         // records sees the change (see `Store::revision`).
         self.meta.remove(APPLIED).map_err(db_err)?;
         self.tags.clear().map_err(db_err)?;
+        self.roots.lock().expect("roots").clear();
         self.flush()
     }
 

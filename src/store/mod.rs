@@ -18,6 +18,7 @@
 
 mod blobs;
 mod handoff;
+mod hot;
 mod index;
 mod journal;
 mod lock;
@@ -479,6 +480,40 @@ mod tests {
         drop(store);
         let store = Store::open_with(&path, opening(Mode::Auto, false)).unwrap();
         assert!(!store.created() && store.read_only().is_none());
+    }
+
+    fn record_at(key: &str, bytes: &[u8]) -> TagRecord {
+        let digest = crate::manifest::sha256(bytes);
+        TagRecord {
+            key: key.into(),
+            digest: digest.clone(),
+            media_type: crate::manifest::OCI_MANIFEST.into(),
+            platforms: vec![],
+            manifests: vec![],
+            blobs: vec![],
+            size: bytes.len() as u64,
+            pinned_at: 1,
+            origin: None,
+        }
+    }
+
+    #[test]
+    fn a_tags_root_digest_follows_an_evict_and_a_new_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = "docker.io/library/x:1";
+        let (one, two) = (record_at(key, b"1"), record_at(key, b"2"));
+        assert_eq!(store.tag_digest(key).unwrap(), None);
+        store.record_tag(one.clone()).unwrap();
+        assert_eq!(store.tag_digest(key).unwrap(), Some(one.digest.clone()));
+        assert_eq!(store.tag_digest(key).unwrap(), Some(one.digest.clone()));
+        store.evict(key, None).unwrap();
+        assert_eq!(store.tag_digest(key).unwrap(), None);
+        store.record_tag(two.clone()).unwrap();
+        assert_eq!(store.tag_digest(key).unwrap(), Some(two.digest.clone()));
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.tag_digest(key).unwrap(), Some(two.digest));
     }
 
     #[test]
