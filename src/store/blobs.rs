@@ -108,19 +108,9 @@ impl Blobs {
         self.size(digest).is_some()
     }
 
+    /// A stored blob's bytes, copied (see `map`).
     pub fn read(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
-        if let Some(bytes) = self.hot(digest) {
-            return Ok(bytes.to_vec());
-        }
-        let path = self.path(digest);
-        let bytes = fs::read(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => StoreError::BlobMissing(digest.clone()),
-            _ => StoreError::io(&path, e),
-        })?;
-        if bytes.len() as u64 <= READ_UP_TO {
-            self.hot.put(digest, bytes::Bytes::copy_from_slice(&bytes));
-        }
-        Ok(bytes)
+        self.map(digest).map(|bytes| bytes.to_vec())
     }
 
     /// A small blob read before, from memory.
