@@ -174,10 +174,7 @@ async fn bucket(location: &Location, args: &ServeArgs) -> anyhow::Result<Arc<Sha
 /// serving.
 async fn refresh(snap: Arc<Snapshotter>, every: std::time::Duration) {
     let mut failing = false;
-    for round in 0u64.. {
-        if round > 0 {
-            tokio::time::sleep(every).await;
-        }
+    loop {
         match snap.tier().refresh(snap.store()).await {
             Ok(done) => {
                 if failing {
@@ -197,6 +194,7 @@ async fn refresh(snap: Arc<Snapshotter>, every: std::time::Duration) {
             }
             Err(_) => {}
         }
+        tokio::time::sleep(every).await;
     }
 }
 
