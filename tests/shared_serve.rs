@@ -191,21 +191,26 @@ async fn listing(srv: &Server, path: &str) -> (u16, serde_json::Value) {
 
 /// Polls every replica's tags/list and _catalog until `wanted` says yes to both (within
 /// the 10 s a refresh may take, at `--refresh 2s`).
+/// Wait (10 s at most) until every replica's tags/list, _catalog and dashboard page
+/// (whether it has the row of multi:1) are as `wanted`.
 async fn until_listed(
     reps: &[(Sb, Server)],
-    wanted: impl Fn(&(u16, serde_json::Value), &(u16, serde_json::Value)) -> bool,
+    wanted: impl Fn(&(u16, serde_json::Value), &(u16, serde_json::Value), bool) -> bool,
 ) {
     let started = Instant::now();
     for (_, srv) in reps {
         loop {
             let tags = listing(srv, "/v2/library/multi/tags/list").await;
             let catalog = listing(srv, "/v2/_catalog").await;
-            if wanted(&tags, &catalog) {
+            let page = reqwest::get(format!("{}/", srv.url())).await.unwrap();
+            let page = page.text().await.unwrap();
+            let row = page.contains("data-ref=\"docker.io/library/multi:1\"");
+            if wanted(&tags, &catalog, row) {
                 break;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(10),
-                "after {:?}: tags/list {tags:?}, _catalog {catalog:?}",
+                "after {:?}: tags/list {tags:?}, _catalog {catalog:?}, dashboard row {row}",
                 started.elapsed()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -214,7 +219,8 @@ async fn until_listed(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicas_list_what_another_process_pinned_into_the_bucket_and_drop_what_it_evicted() {
+async fn replicas_list_and_show_what_another_process_pinned_into_the_bucket_and_drop_what_it_evicted()
+ {
     let reg = Registry::start().await;
     fixtures::push_multi(&reg.url(), 0).await;
     let sw = Seaweed::mini().await;
@@ -227,15 +233,16 @@ async fn replicas_list_what_another_process_pinned_into_the_bucket_and_drop_what
     let laptop = Sb::shared(&reg.url(), &url, sw.env(0));
     laptop.run(&["pin", "multi:1"]).await.ok();
 
-    until_listed(&reps, |tags, catalog| {
+    until_listed(&reps, |tags, catalog, row| {
         tags.0 == 200
             && tags.1["tags"] == serde_json::json!(["1"])
             && catalog.1["repositories"] == serde_json::json!(["library/multi"])
+            && row
     })
     .await;
     laptop.run(&["evict", "multi:1"]).await.ok();
-    until_listed(&reps, |tags, catalog| {
-        tags.0 == 404 && catalog.1["repositories"] == serde_json::json!([])
+    until_listed(&reps, |tags, catalog, row| {
+        tags.0 == 404 && catalog.1["repositories"] == serde_json::json!([]) && !row
     })
     .await;
 }

@@ -181,10 +181,10 @@ async fn refresh(snap: Arc<Snapshotter>, every: std::time::Duration) {
                     info!("the bucket answers again");
                 }
                 failing = false;
-                if done.evicted + done.replaced > 0 {
+                if done.evicted + done.replaced + done.added > 0 {
                     info!(
-                        "refresh: {} evicted and {} pinned again elsewhere",
-                        done.evicted, done.replaced
+                        "refresh: {} evicted, {} pinned again and {} pinned elsewhere",
+                        done.evicted, done.replaced, done.added
                     );
                 }
             }

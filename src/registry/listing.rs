@@ -4,7 +4,8 @@
 //! `Link: <…>; rel="next"` header says where the next page starts.
 //! Owns: which names are listed and how pages are cut. The lists come from the tag records
 //! only: the mirror lists what it has pinned, never what the upstream has (on a shared
-//! store, what the bucket held at the replica's last refresh and what it pinned since).
+//! store, the cache's index, which holds every record the bucket held at the replica's
+//! last refresh and what it pinned since).
 //! Must not touch: the upstream.
 
 use std::sync::Arc;
@@ -115,8 +116,8 @@ pub fn catalog(state: &Arc<AppState>, uri: &Uri) -> Result<Response> {
     let page = Page::from_query(uri.query())?;
     let mut names: Vec<String> = state
         .snap
-        .tier()
-        .tag_keys(state.snap.store(), "")?
+        .store()
+        .tag_keys("")?
         .iter()
         .filter_map(|key| Reference::parse(key).ok())
         .map(|r| client_name(&r))
@@ -141,8 +142,8 @@ pub fn tags(
     // Keys come sorted; a key by digest (`…@sha256:…`) has no `:` right after the name.
     let tags: Vec<String> = state
         .snap
-        .tier()
-        .tag_keys(state.snap.store(), &prefix)?
+        .store()
+        .tag_keys(&prefix)?
         .into_iter()
         .filter_map(|key| key.strip_prefix(&prefix).map(str::to_string))
         .collect();

@@ -172,9 +172,29 @@ impl Shared {
     /// Every record: the keys listed, then read `READ_CONCURRENCY` at a time.
     pub async fn records(&self) -> Result<Vec<TagRecord>, SharedError> {
         let names = self.list_keys(&self.keys.records()).await?;
+        self.read_records(names.into_iter().map(|(name, _)| name))
+            .await
+    }
+
+    /// The records of `references` that exist, `READ_CONCURRENCY` at a time, sorted by key.
+    pub async fn records_of(
+        &self,
+        references: impl IntoIterator<Item = String>,
+    ) -> Result<Vec<TagRecord>, SharedError> {
+        let names: Vec<String> = references
+            .into_iter()
+            .map(|r| self.keys.record(&r))
+            .collect();
+        self.read_records(names).await
+    }
+
+    async fn read_records(
+        &self,
+        names: impl IntoIterator<Item = String>,
+    ) -> Result<Vec<TagRecord>, SharedError> {
         let reads = names
             .into_iter()
-            .map(|(name, _)| async move { self.get_json::<TagRecord>(&name).await });
+            .map(|name| async move { self.get_json::<TagRecord>(&name).await });
         let found: Vec<Option<TagRecord>> = futures_util::stream::iter(reads)
             .buffer_unordered(READ_CONCURRENCY)
             .try_collect()

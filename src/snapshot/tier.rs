@@ -10,7 +10,7 @@
 //! last; the local cache learns a record only after the bucket holds it.
 //! Must not touch: the upstream, HTTP, the terminal.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use crate::reference::Digest;
@@ -36,9 +36,6 @@ pub enum Tier {
         present: Mutex<HashSet<Digest>>,
         /// The ETag of each record object as last seen by `refresh`.
         seen: Mutex<HashMap<String, String>>,
-        /// The keys of the bucket's records as of the last `refresh`, with those this
-        /// process saw published or evicted since: what the listing endpoints list.
-        listed: Mutex<BTreeSet<String>>,
     },
 }
 
@@ -49,6 +46,8 @@ pub struct Refreshed {
     pub evicted: usize,
     /// Records pinned again elsewhere at another digest, replaced in the cache.
     pub replaced: usize,
+    /// Records pinned elsewhere that the cache had not held, added to it.
+    pub added: usize,
 }
 
 impl Tier {
@@ -57,7 +56,6 @@ impl Tier {
             shared,
             present: Mutex::new(HashSet::new()),
             seen: Mutex::new(HashMap::new()),
-            listed: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -76,55 +74,32 @@ impl Tier {
         };
         let found = shared.record(key).await?;
         sync_local(store, key, found.as_ref())?;
-        self.note_listed(key, found.is_some());
         Ok(found)
     }
 
-    /// The sorted keys of the records that start with `prefix`: the local index's; with a
-    /// bucket, also every record the bucket held at the last `refresh` (pinned by any
-    /// process), so that a replica lists what every replica pinned.
-    pub fn tag_keys(&self, store: &Store, prefix: &str) -> Result<Vec<String>, TierError> {
-        let local = store.tag_keys(prefix)?;
-        let Tier::Bucket { listed, .. } = self else {
-            return Ok(local);
-        };
-        let listed = listed.lock().expect("listed");
-        let mut keys: BTreeSet<String> = listed
-            .range(prefix.to_string()..)
-            .take_while(|k| k.starts_with(prefix))
-            .cloned()
-            .collect();
-        keys.extend(local);
-        Ok(keys.into_iter().collect())
-    }
-
-    fn note_listed(&self, key: &str, present: bool) {
-        if let Tier::Bucket { listed, .. } = self {
-            let mut listed = listed.lock().expect("listed");
-            match present {
-                true => listed.insert(key.to_string()),
-                false => listed.remove(key),
-            };
-        }
-    }
-
-    /// Bring the cached records in line with the bucket's: one listing of the records (and
-    /// a read of each one whose object changed since the last refresh). Records the bucket
-    /// does not have any more are dropped; new ones are listed (`tag_keys`) and read when
-    /// first asked for.
+    /// Bring the cached records in line with the bucket's: one listing of the records, a
+    /// read of each cached one whose object changed since the last refresh, and a read of
+    /// each the cache has not seen yet. Records the bucket does not have any more are
+    /// dropped; new ones are added, so that everything that reads the cache's index (the
+    /// dashboard, `tags/list`) sees every record of the bucket.
     pub async fn refresh(&self, store: &Store) -> Result<Refreshed, TierError> {
-        let Tier::Bucket {
-            shared,
-            seen,
-            listed,
-            ..
-        } = self
-        else {
+        let Tier::Bucket { shared, .. } = self else {
             return Ok(Refreshed::default());
         };
         let versions: HashMap<String, String> =
             shared.record_versions().await?.into_iter().collect();
-        *listed.lock().expect("listed") = versions.keys().cloned().collect();
+        let mut done = self.revalidate(store, shared, &versions).await?;
+        done.added = self.learn(store, shared, &versions).await?;
+        Ok(done)
+    }
+
+    /// Drop the cached records the bucket lacks; replace those pinned again elsewhere.
+    async fn revalidate(
+        &self,
+        store: &Store,
+        shared: &Shared,
+        versions: &HashMap<String, String>,
+    ) -> Result<Refreshed, TierError> {
         let mut done = Refreshed::default();
         for local in store.tags()? {
             let Some(etag) = versions.get(&local.key) else {
@@ -132,8 +107,7 @@ impl Tier {
                 done.evicted += 1;
                 continue;
             };
-            let known = seen.lock().expect("seen").get(&local.key) == Some(etag);
-            if known {
+            if self.seen(&local.key, etag) {
                 continue;
             }
             let current = shared.record(&local.key).await?;
@@ -141,11 +115,49 @@ impl Tier {
                 sync_local(store, &local.key, current.as_ref())?;
                 done.replaced += 1;
             }
-            seen.lock()
-                .expect("seen")
-                .insert(local.key.clone(), etag.clone());
+            self.note_seen(&local.key, etag);
         }
         Ok(done)
+    }
+
+    /// Read the bucket's records the cache has never held; how many were added.
+    async fn learn(
+        &self,
+        store: &Store,
+        shared: &Shared,
+        versions: &HashMap<String, String>,
+    ) -> Result<usize, TierError> {
+        let cached: HashSet<String> = store.tag_keys("")?.into_iter().collect();
+        let new = versions.keys().filter(|k| !cached.contains(*k)).cloned();
+        let records = shared.records_of(new).await?;
+        let mut added = 0;
+        for r in &records {
+            // A record whose body names another key than its object is not adopted.
+            let Some(etag) = versions.get(&r.key) else {
+                continue;
+            };
+            sync_local(store, &r.key, Some(r))?;
+            self.note_seen(&r.key, etag);
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    fn seen(&self, key: &str, etag: &str) -> bool {
+        match self {
+            Tier::Local => false,
+            Tier::Bucket { seen, .. } => {
+                seen.lock().expect("seen").get(key).map(String::as_str) == Some(etag)
+            }
+        }
+    }
+
+    fn note_seen(&self, key: &str, etag: &str) {
+        if let Tier::Bucket { seen, .. } = self {
+            seen.lock()
+                .expect("seen")
+                .insert(key.to_string(), etag.to_string());
+        }
     }
 
     /// Claim the root digest a new pin of `p.key` starts from; another process's earlier
@@ -192,7 +204,6 @@ impl Tier {
         };
         shared.release(&key).await?;
         sync_local(store, &key, Some(&winner))?;
-        self.note_listed(&key, true);
         Ok(winner)
     }
 
@@ -219,7 +230,6 @@ impl Tier {
             shared.journal(&entry).await?;
         }
         store.evict(key, None)?;
-        self.note_listed(key, false);
         Ok(old)
     }
 
