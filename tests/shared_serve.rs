@@ -189,8 +189,6 @@ async fn listing(srv: &Server, path: &str) -> (u16, serde_json::Value) {
     (status, resp.json().await.unwrap_or_default())
 }
 
-/// Polls every replica's tags/list and _catalog until `wanted` says yes to both (within
-/// the 10 s a refresh may take, at `--refresh 2s`).
 /// Wait (10 s at most) until every replica's tags/list, _catalog and dashboard page
 /// (whether it has the row of multi:1) are as `wanted`.
 async fn until_listed(
