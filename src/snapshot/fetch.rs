@@ -27,6 +27,12 @@ use crate::upstream::{Upstream, UpstreamError};
 /// hundred KiB, so this bounds the memory a slow disk can make a download hold).
 const PIPELINE_DEPTH: usize = 16;
 
+/// How long the upload of a blob the upstream sent waits for clients still streaming blobs
+/// being written to finish (on a machine of few cores, the bucket's server taking the upload
+/// would compete with them), and for how long none must have been streaming.
+const UPLOAD_DEFERRAL: std::time::Duration = std::time::Duration::from_secs(30);
+const UPLOAD_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Where the blobs must end up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Want {
@@ -246,12 +252,14 @@ async fn transfer(
     };
     drop(guard);
     result?;
-    // The bucket gets the verified local copy once it is whole: clients reading through the
-    // tee are not slowed by an upload competing with them for the machine.
-    match source.upstream && s.tier().uploads() {
-        true => upload_local(s, &blob.digest).await,
-        false => Ok(()),
+    // The bucket gets the verified local copy once it is whole and no client has streamed
+    // blobs being written for UPLOAD_SETTLE (or after UPLOAD_DEFERRAL): clients are not slowed by
+    // an upload competing with them for the machine.
+    if !(source.upstream && s.tier().uploads()) {
+        return Ok(());
     }
+    s.tees().quiet(UPLOAD_SETTLE, UPLOAD_DEFERRAL).await;
+    upload_local(s, &blob.digest).await
 }
 
 async fn pump(

@@ -10,6 +10,9 @@
 //! digest, so a client never receives a complete body that the store rejected: on a failure
 //! the stream ends with an error (the connection is cut short, and the client retries). The
 //! fsync that makes the blob durable is not waited for.
+//! It also counts the clients still streaming a blob being written, so that work which
+//! would compete with them for the machine (the upload of a pulled-through blob to the
+//! bucket) can wait until they are done.
 //! Must not touch: the store's files other than through the read handle it is given.
 
 use std::collections::HashMap;
@@ -17,6 +20,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -48,6 +52,7 @@ pub struct Tee {
     /// The temp file mapped at its final size, when that is known (and not 0).
     map: Option<Bytes>,
     stage: watch::Sender<Stage>,
+    readers: Readers,
 }
 
 impl Tee {
@@ -92,7 +97,9 @@ impl Tee {
     /// The whole blob (`total` bytes) as it is written; the last byte only once verified.
     pub fn stream(self: Arc<Self>, total: u64) -> impl Stream<Item = io::Result<Bytes>> {
         let rx = self.stage.subscribe();
-        futures_util::stream::try_unfold((self, rx, 0u64), move |(tee, mut rx, pos)| async move {
+        let reading = self.readers.start();
+        let state = (self, rx, 0u64, reading);
+        futures_util::stream::try_unfold(state, move |(tee, mut rx, pos, reading)| async move {
             if pos >= total {
                 return Ok(None);
             }
@@ -119,7 +126,7 @@ impl Tee {
                 None => tee.read_at(pos, (limit - pos).min(CHUNK)).await?,
             };
             let next = pos + bytes.len() as u64;
-            Ok(Some((bytes, (tee, rx, next))))
+            Ok(Some((bytes, (tee, rx, next, reading))))
         })
     }
 
@@ -142,10 +149,41 @@ impl Tee {
     }
 }
 
+/// How many streams of blobs being written are open, over all blobs, and when the last one
+/// ended.
+#[derive(Clone, Default)]
+struct Readers(Arc<watch::Sender<Streams>>);
+
+#[derive(Clone, Copy, Default)]
+struct Streams {
+    open: usize,
+    last_ended: Option<Instant>,
+}
+
+impl Readers {
+    fn start(&self) -> Reading {
+        self.0.send_modify(|s| s.open += 1);
+        Reading(self.clone())
+    }
+}
+
+/// One open stream; counted until it is dropped (ended, or its client went away).
+struct Reading(Readers);
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.0.0.send_modify(|s| {
+            s.open -= 1;
+            s.last_ended = Some(Instant::now());
+        });
+    }
+}
+
 /// The blobs in flight, and a counter that moves whenever one starts.
 pub struct Tees {
     map: Mutex<HashMap<Digest, Arc<Tee>>>,
     opened: watch::Sender<u64>,
+    readers: Readers,
 }
 
 impl Default for Tees {
@@ -153,6 +191,7 @@ impl Default for Tees {
         Tees {
             map: Mutex::default(),
             opened: watch::channel(0).0,
+            readers: Readers::default(),
         }
     }
 }
@@ -167,6 +206,26 @@ impl Tees {
         self.map.lock().expect("tees").get(digest).cloned()
     }
 
+    /// Wait until no client has streamed a blob being written for `settle` (a client that
+    /// has just read a blob is still busy with it for a moment, and often asks for another),
+    /// or until `at_most` has passed.
+    pub async fn quiet(&self, settle: Duration, at_most: Duration) {
+        let mut rx = self.readers.0.subscribe();
+        let settled = async {
+            loop {
+                let Ok(streams) = rx.wait_for(|s| s.open == 0).await.map(|s| *s) else {
+                    return;
+                };
+                let idle = streams.last_ended.map_or(settle, |t| t.elapsed());
+                match settle.checked_sub(idle).filter(|left| !left.is_zero()) {
+                    None => return,
+                    Some(left) => tokio::time::sleep(left).await,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(at_most, settled).await;
+    }
+
     /// A blob starts being written to the temp file that `file` reads. The entry goes away,
     /// marked failed unless committed, when the guard is dropped.
     pub(super) fn open(&self, digest: &Digest, size: Option<u64>, file: File) -> TeeGuard<'_> {
@@ -179,6 +238,7 @@ impl Tees {
             file,
             map,
             stage: watch::channel(Stage::Writing(0)).0,
+            readers: self.readers.clone(),
         });
         self.map
             .lock()
@@ -305,6 +365,44 @@ mod tests {
         let got: Vec<Bytes> = tee.clone().stream(6).map(|b| b.unwrap()).collect().await;
         assert_eq!(got.concat(), b"abcdef");
         assert!(mapped::file_range(&got[0]).is_none());
+    }
+
+    /// Spawn `quiet(settle, an hour)`; check that it is still waiting after 100 ms.
+    async fn still_waiting(tees: &Arc<Tees>, settle: Duration) -> tokio::task::JoinHandle<()> {
+        let waiting = tokio::spawn({
+            let tees = tees.clone();
+            async move { tees.quiet(settle, Duration::from_secs(3600)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "quiet returned too early");
+        waiting
+    }
+
+    async fn finishes(waiting: tokio::task::JoinHandle<()>) {
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("quiet returns")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn quiet_waits_for_every_open_stream_to_go_and_then_to_settle() {
+        let (dir, _w, tees) = setup();
+        let tees = Arc::new(tees);
+        let hour = Duration::from_secs(3600);
+        // No client ever streamed: nothing to settle.
+        tokio::time::timeout(Duration::from_secs(5), tees.quiet(hour, hour))
+            .await
+            .expect("quiet at once");
+        let guard = tees.open(&digest(), Some(6), reader(&dir));
+        let stream = guard.tee().stream(6);
+        drop(guard); // the write may end; the client is still reading
+        let waiting = still_waiting(&tees, Duration::ZERO).await;
+        drop(stream);
+        finishes(waiting).await;
+        // A stream that has just ended: quiet waits out the settling time after it.
+        let waiting = still_waiting(&tees, Duration::from_secs(2)).await;
+        finishes(waiting).await;
     }
 
     #[tokio::test]
