@@ -88,25 +88,28 @@ impl Tier {
         };
         let versions: HashMap<String, String> =
             shared.record_versions().await?.into_iter().collect();
-        let mut done = self.revalidate(store, shared, &versions).await?;
-        done.added = self.learn(store, shared, &versions).await?;
+        let (mut done, cached) = self.revalidate(store, shared, &versions).await?;
+        done.added = self.learn(store, shared, &versions, &cached).await?;
         Ok(done)
     }
 
-    /// Drop the cached records the bucket lacks; replace those pinned again elsewhere.
+    /// Drop the cached records the bucket lacks; replace those pinned again elsewhere. Also
+    /// returns the keys the cache kept.
     async fn revalidate(
         &self,
         store: &Store,
         shared: &Shared,
         versions: &HashMap<String, String>,
-    ) -> Result<Refreshed, TierError> {
+    ) -> Result<(Refreshed, HashSet<String>), TierError> {
         let mut done = Refreshed::default();
+        let mut kept = HashSet::new();
         for local in store.tags()? {
             let Some(etag) = versions.get(&local.key) else {
                 store.evict(&local.key, None)?;
                 done.evicted += 1;
                 continue;
             };
+            kept.insert(local.key.clone());
             if self.seen(&local.key, etag) {
                 continue;
             }
@@ -117,17 +120,17 @@ impl Tier {
             }
             self.note_seen(&local.key, etag);
         }
-        Ok(done)
+        Ok((done, kept))
     }
 
-    /// Read the bucket's records the cache has never held; how many were added.
+    /// Read the bucket's records the cache does not hold (`cached`); how many were added.
     async fn learn(
         &self,
         store: &Store,
         shared: &Shared,
         versions: &HashMap<String, String>,
+        cached: &HashSet<String>,
     ) -> Result<usize, TierError> {
-        let cached: HashSet<String> = store.tag_keys("")?.into_iter().collect();
         let new = versions.keys().filter(|k| !cached.contains(*k)).cloned();
         let records = shared.records_of(new).await?;
         let mut added = 0;
