@@ -4,9 +4,10 @@
 //! inside the quotes) and carry a `# comment`.
 //!
 //! Left alone, with why: empty values, block scalars, flow collections, anchors, aliases,
-//! tags, escapes, Compose interpolation (`${TAG}`), templates (`{{ }}`), values that are not
-//! references, an `image:` inside a flow mapping, and a Compose service's `image:` next to
-//! its `build:` (there it names the image the build produces).
+//! tags, escapes, whitespace inside quotes, Compose interpolation (`${TAG}`), templates
+//! (`{{ }}`), values that are not references, an `image:` inside a flow mapping, and a
+//! Compose service's `image:` next to its `build:` (there it names the image the build
+//! produces).
 
 use crate::reference::Reference;
 
@@ -89,6 +90,9 @@ fn value_text<'a>(text: &'a str, value: &Value) -> Result<&'a str, String> {
     }
     if matches!(written, "~" | "null" | "Null" | "NULL") {
         return Err("null".to_owned());
+    }
+    if written.trim() != written {
+        return Err("whitespace inside the quotes; remove it to lock the value".to_owned());
     }
     Ok(written)
 }
@@ -227,6 +231,9 @@ mod tests {
             ("image: ~", "null"),
             ("image: Not A Reference", "not an image reference"),
             ("- {name: a, image: x:1}", "flow mapping"),
+            // Found by fuzzing: the lock wrote `"ghcr.io/o/a.3 :latest@…"`.
+            ("image: \"ghcr.io/o/a.3 \"", "whitespace inside the quotes"),
+            ("image: ' x:1'", "whitespace inside the quotes"),
         ];
         for (text, why) in cases {
             skipped(text, why);
