@@ -209,6 +209,11 @@ async fn a_pin_killed_mid_upload_is_completed_by_the_next_and_gc_aborts_its_uplo
     let second = Sb::shared(&reg.url(), &url, sw.env(0));
     let out = second.run(&["--json", "pin", "big:1"]).await.ok().json();
     assert_eq!(out[0]["digest"], big.digest.as_str());
+    // The killed pin's lease on the layer went stale; the second took it over and let go.
+    assert!(
+        sw.list("killed/leases/").await.is_empty(),
+        "no lease is left behind"
+    );
     // Markers carry whole seconds, and `--grace 0s` aborts those of earlier seconds only: a
     // second pin that finished within the killed one's second would find it kept.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -237,6 +242,60 @@ async fn a_pin_killed_mid_upload_is_completed_by_the_next_and_gc_aborts_its_uplo
         *layer,
         "the layer object is whole"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_killed_holding_a_lease_is_resumed_by_the_same_cache_without_waiting_it_out() {
+    let reg = Registry::start().await;
+    let big = fixtures::push_big(&reg.url(), 48 << 20).await;
+    let sw = Seaweed::mini().await;
+    let url = store_url(&sw, "leased");
+    let sb = Sb::shared(&reg.url(), &url, sw.env(0));
+    let layer = big.blobs.last().unwrap();
+    let lease = format!("leased/leases/{}", &layer["sha256:".len()..]);
+    let mut pin = sb.command(&["pin", "big:1"]).spawn().unwrap();
+    let mut leases = Vec::new();
+    for _ in 0..500 {
+        leases = sw.list("leased/leases/").await;
+        if leases.iter().any(|k| k.ends_with(&lease)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        leases.iter().any(|k| k.ends_with(&lease)),
+        "the pin took the layer's lease: {leases:?}"
+    );
+    pin.start_kill().unwrap();
+    pin.wait().await.unwrap();
+
+    // Same host, same cache: the lease is this process's own from a previous run.
+    let again = sb.run(&["-v", "--json", "pin", "big:1"]).await.ok();
+    assert_eq!(again.json()[0]["digest"], big.digest.as_str());
+    assert!(
+        again
+            .stderr
+            .contains("taking over the lease of a previous run"),
+        "{}",
+        again.stderr
+    );
+    let leases = sw.list("leased/leases/").await;
+    assert!(!leases.iter().any(|k| k.ends_with(&lease)), "{leases:?}");
+
+    // Leases whose holder is gone (the killed pin's on a blob it had sent, one of another
+    // host) are gc's once past the grace.
+    let left = format!("leased/leases/{}", "0".repeat(64));
+    assert_eq!(sw.put(&left, br#"{"holder":"gone:/x"}"#, true).await, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    sb.run(&["gc", "--grace", "1h"]).await.ok();
+    let kept = sw.list("leased/leases/").await;
+    assert!(
+        kept.iter().any(|k| k.ends_with(&left)),
+        "kept within the grace"
+    );
+    sb.run(&["gc", "--grace", "0s"]).await.ok();
+    let swept = sw.list("leased/leases/").await;
+    assert!(swept.is_empty(), "stale leases are swept: {swept:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

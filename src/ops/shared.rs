@@ -5,7 +5,8 @@
 //! - `gc`: mark and sweep. Marked: every digest a record reaches, and everything a pending
 //!   pin's root reaches in the bucket. Swept: unmarked blob objects older than the grace
 //!   period (a pin in flight in another process may have uploaded a blob it has not
-//!   recorded yet), and multipart uploads whose markers are older than it.
+//!   recorded yet), multipart uploads whose markers are older than it, and leases not
+//!   renewed within it (their holder is gone).
 //! - `verify`: every blob object re-hashed (streamed), every record's reach checked;
 //!   `--repair` deletes corrupt objects, so that the next pin fetches them again by digest.
 //!
@@ -57,7 +58,7 @@ async fn marked(shared: &Shared) -> Result<BTreeSet<Digest>, SharedError> {
     Ok(set)
 }
 
-/// Remove unmarked blobs older than `grace_secs`, and stale multipart uploads.
+/// Remove unmarked blobs older than `grace_secs`, stale multipart uploads and stale leases.
 pub async fn gc(shared: &Shared, dry_run: bool, grace_secs: u64) -> Result<GcReport, SharedError> {
     let cutoff = crate::store::records::now().saturating_sub(grace_secs);
     let marked = marked(shared).await?;
@@ -77,6 +78,10 @@ pub async fn gc(shared: &Shared, dry_run: bool, grace_secs: u64) -> Result<GcRep
         let aborted = shared.abort_stale_uploads(cutoff).await?;
         if aborted > 0 {
             tracing::info!("aborted {aborted} multipart uploads older than the grace period");
+        }
+        let leases = shared.remove_stale_leases(cutoff).await?;
+        if leases > 0 {
+            tracing::info!("removed {leases} leases not renewed within the grace period");
         }
     }
     Ok(report)

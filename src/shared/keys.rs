@@ -7,6 +7,7 @@
 //! | `pending/<ref>` | a pin that started: its root digest (JSON) | create-only; removed with the record |
 //! | `journal/<time>-<id>` | one pin or evict (JSON) | create-only, never rewritten |
 //! | `uploads/<hex>-<id>` | a multipart upload in flight (JSON) | removed when it ends; gc aborts stale ones |
+//! | `leases/<hex>` | who fetches a blob from the upstream now (JSON) | create-only, rewritten by its holder; removed when done, gc removes stale ones |
 //!
 //! `<ref>` is the reference key escaped to one path segment (`/`, `:`, `@` and every byte
 //! outside `[A-Za-z0-9._-]` as `%XX`), so that a key never nests and always decodes back.
@@ -72,6 +73,14 @@ impl Keys {
 
     pub fn uploads(&self) -> String {
         format!("{}uploads/", self.prefix)
+    }
+
+    pub fn lease(&self, digest: &Digest) -> String {
+        format!("{}leases/{}", self.prefix, digest.hex())
+    }
+
+    pub fn leases(&self) -> String {
+        format!("{}leases/", self.prefix)
     }
 
     /// The reference key a `records/` or `pending/` key names; None for anything else.
@@ -157,5 +166,7 @@ mod tests {
         assert!(a < b, "journal keys sort by time: {a} {b}");
         assert_eq!(a, "journal/0000000000000001-aa");
         assert!(keys.upload(&d, "u1").starts_with(&keys.uploads()));
+        assert_eq!(keys.lease(&d), format!("leases/{}", d.hex()));
+        assert!(keys.lease(&d).starts_with(&keys.leases()));
     }
 }

@@ -3,13 +3,14 @@
 //!
 //! Owns: talking to the bucket through `object_store` — connecting from the standard AWS
 //! variables, the key layout (`keys.rs`), create-only tag records and pending pins (the first
-//! writer wins, `If-None-Match: *`), append-only journal objects, blob objects that appear
-//! only with verified content (`upload.rs`), listings, and presigned URLs. Errors name the
-//! endpoint, the bucket and the S3 error code.
+//! writer wins, `If-None-Match: *`), leases on blobs being fetched (`lease.rs`), append-only
+//! journal objects, blob objects that appear only with verified content (`upload.rs`),
+//! listings, and presigned URLs. Errors name the endpoint, the bucket and the S3 error code.
 //! Must not touch: local files (the replica's cache is the `store` module's), the upstream.
 
 mod connect;
 mod keys;
+mod lease;
 mod upload;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 pub use connect::Location;
 pub use keys::Keys;
+pub use lease::{Lease, Leased, lease};
 
 use crate::reference::Digest;
 use crate::store::{Origin, Pending, TagRecord};
@@ -416,20 +418,26 @@ impl Shared {
         T: Serialize + serde::de::DeserializeOwned + Clone,
     {
         let bytes = serde_json::to_vec(value).expect("records serialise");
+        if self.create(name, bytes).await? {
+            return Ok(Created::Won(value.clone()));
+        }
+        let theirs = self
+            .get_json(name)
+            .await?
+            .ok_or_else(|| self.corrupt(name, "it exists for a create and is gone for a read"))?;
+        Ok(Created::Lost(theirs))
+    }
+
+    /// Create `name` unless it exists (`If-None-Match: *`): true when this call created it.
+    async fn create(&self, name: &str, bytes: Vec<u8>) -> Result<bool, SharedError> {
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
         };
-        let path = key_path(name);
-        match self.s3.put_opts(&path, bytes.into(), opts).await {
-            Ok(_) => Ok(Created::Won(value.clone())),
+        match self.s3.put_opts(&key_path(name), bytes.into(), opts).await {
+            Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. })
-            | Err(object_store::Error::Precondition { .. }) => {
-                let theirs = self.get_json(name).await?.ok_or_else(|| {
-                    self.corrupt(name, "it exists for a create and is gone for a read")
-                })?;
-                Ok(Created::Lost(theirs))
-            }
+            | Err(object_store::Error::Precondition { .. }) => Ok(false),
             Err(e) => Err(self.error(e)),
         }
     }

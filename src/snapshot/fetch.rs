@@ -2,7 +2,8 @@
 //! the network with hashing and writing.
 //!
 //! Owns: moving bytes from a source — the bucket when the store is shared and has the blob,
-//! else the upstream — into a `BlobWriter` on a blocking thread, sending what the upstream
+//! else the upstream (on a shared store under the blob's lease, so that one process of all
+//! those on the bucket fetches it) — into a `BlobWriter` on a blocking thread, sending what the upstream
 //! gave on to the bucket once it is whole and verified (from the store's file, hashed again
 //! on the way), and retrying a blob whose transfer failed or whose bytes were wrong. Wrong
 //! bytes never reach the store or the bucket: the writer verifies before it renames, and
@@ -19,7 +20,7 @@ use super::tee::Tee;
 use super::{Progress, SnapshotError, Snapshotter, TierError};
 use crate::manifest::Blob;
 use crate::reference::{Digest, Reference};
-use crate::shared::SharedError;
+use crate::shared::{Lease, Leased, SharedError};
 use crate::store::{BlobWriter, StoreError};
 use crate::upstream::{Upstream, UpstreamError};
 
@@ -191,23 +192,31 @@ struct Source {
     body: futures_util::stream::BoxStream<'static, Result<Bytes, Failure>>,
     /// From the upstream: the bucket of a shared store gets them too.
     upstream: bool,
+    /// On a shared store, the lease under which they come from the upstream: held until
+    /// the bucket has the blob.
+    lease: Option<Lease>,
 }
 
-/// The bucket's copy when the store is shared and has it, else the upstream's.
+/// The bucket's copy when the store is shared and has it, else the upstream's: on a shared
+/// store under the blob's lease, so that of all the processes on the bucket one fetches it
+/// and the others wait to read the bucket.
 async fn open(
     s: &Snapshotter,
     upstream: &Upstream,
     r: &Reference,
     d: &Digest,
 ) -> Result<Source, Failure> {
-    if let Some(fetched) = s.tier().open_blob(d).await? {
-        let body = fetched.body.map_err(Failure::Shared).boxed();
-        return Ok(Source {
-            len: Some(fetched.size),
-            body,
-            upstream: false,
-        });
+    if let Some(source) = from_bucket(s, d).await? {
+        return Ok(source);
     }
+    let lease = match s.tier().lease(s.store(), d).await? {
+        Some(Leased::Held(lease)) => Some(lease),
+        Some(Leased::InBucket) => match from_bucket(s, d).await? {
+            Some(source) => return Ok(source),
+            None => None, // gone again (a repair): fetch it anyway
+        },
+        None => None,
+    };
     let (len, body) = upstream
         .blob(r.repository(), d)
         .await
@@ -216,7 +225,17 @@ async fn open(
         len,
         body: body.map_err(Failure::Upstream).boxed(),
         upstream: true,
+        lease,
     })
+}
+
+async fn from_bucket(s: &Snapshotter, d: &Digest) -> Result<Option<Source>, Failure> {
+    Ok(s.tier().open_blob(d).await?.map(|fetched| Source {
+        len: Some(fetched.size),
+        body: fetched.body.map_err(Failure::Shared).boxed(),
+        upstream: false,
+        lease: None,
+    }))
 }
 
 /// Stream one blob into the store: the network on this task, hashing and writing on a
@@ -229,8 +248,13 @@ async fn transfer(
     blob: &Blob,
     progress: &dyn Progress,
 ) -> Result<(), Failure> {
-    let source = open(s, upstream, r, &blob.digest).await?;
-    let expected = blob.size.or(source.len);
+    let Source {
+        len,
+        body,
+        upstream: from_upstream,
+        lease,
+    } = open(s, upstream, r, &blob.digest).await?;
+    let expected = blob.size.or(len);
     let writer = s
         .store()
         .blobs()
@@ -241,7 +265,7 @@ async fn transfer(
     let tee = guard.tee();
     let (tx, rx) = mpsc::channel(PIPELINE_DEPTH);
     let worker = tokio::task::spawn_blocking(move || write_all(writer, rx, &tee));
-    let sent = pump(source.body, &tx, &blob.digest, progress).await;
+    let sent = pump(body, &tx, &blob.digest, progress).await;
     drop(tx);
     let written = worker.await.expect("blob writer thread panicked");
     // A store error (wrong size or digest, disk) explains more than a closed channel.
@@ -255,11 +279,15 @@ async fn transfer(
     // The bucket gets the verified local copy once it is whole and no client has streamed
     // blobs being written for UPLOAD_SETTLE (or after UPLOAD_DEFERRAL): clients are not slowed by
     // an upload competing with them for the machine.
-    if !(source.upstream && s.tier().uploads()) {
+    if !(from_upstream && s.tier().uploads()) {
         return Ok(());
     }
     s.tees().quiet(UPLOAD_SETTLE, UPLOAD_DEFERRAL).await;
-    upload_local(s, &blob.digest).await
+    let uploaded = upload_local(s, &blob.digest).await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    uploaded
 }
 
 async fn pump(

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use crate::reference::Digest;
-use crate::shared::{Created, Fetched, JournalEntry, Shared, SharedError};
+use crate::shared::{Created, Fetched, JournalEntry, Leased, Shared, SharedError};
 use crate::store::records::now;
 use crate::store::{Origin, Pending, Store, StoreError, TagRecord};
 
@@ -316,6 +316,17 @@ impl Tier {
         Ok(())
     }
 
+    /// On a bucket: hold the lease of a blob to fetch from the upstream, or wait until
+    /// another process that holds it has sent the blob (see `shared::lease`). None with the
+    /// local tier.
+    pub async fn lease(&self, store: &Store, digest: &Digest) -> Result<Option<Leased>, TierError> {
+        let Tier::Bucket { shared, .. } = self else {
+            return Ok(None);
+        };
+        let holder = format!("{}:{}", host_name(), store.dir().display());
+        Ok(Some(crate::shared::lease(shared, digest, &holder).await?))
+    }
+
     /// True when blobs the upstream sends must also go to a bucket.
     pub fn uploads(&self) -> bool {
         matches!(self, Tier::Bucket { .. })
@@ -382,4 +393,11 @@ fn sync_local(store: &Store, key: &str, record: Option<&TagRecord>) -> Result<()
         store.record_tag(r.clone())?;
     }
     Ok(())
+}
+
+/// This machine's name, as the kernel has it ("" when it cannot be read).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
 }
