@@ -429,3 +429,55 @@ async fn migrate_copies_a_local_store_into_a_bucket_without_the_upstream_and_res
             .contains("0 corrupt, 0 missing")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_a_corrupt_blob_object_and_repair_lets_the_next_pin_fetch_it_again() {
+    let reg = Registry::start().await;
+    let single = fixtures::push_single(&reg.url()).await;
+    let sw = Seaweed::mini().await;
+    let url = store_url(&sw, "repair");
+    Sb::shared(&reg.url(), &url, sw.env(0))
+        .run(&["pin", "single:1"])
+        .await
+        .ok();
+    // The layer object's bytes are replaced behind the store's back (bit rot, a bad tool).
+    let layer = single.blobs.last().unwrap();
+    let key = format!("repair/blobs/sha256/{}", &layer["sha256:".len()..]);
+    assert_eq!(sw.put(&key, b"not the layer", false).await, 200);
+
+    // A process with an empty cache reads the bucket: the object is found and named.
+    let checker = Sb::shared(&reg.url(), &url, sw.env(0));
+    let found = checker.run(&["verify"]).await;
+    assert_eq!(found.code, 1, "{}{}", found.stdout, found.stderr);
+    assert!(
+        found.stdout.contains(&format!("corrupt  {layer}  (found)")),
+        "{}",
+        found.stdout
+    );
+    assert_eq!(sw.get(&key).await.0, 200, "plain verify changes nothing");
+
+    let repaired = checker.run(&["verify", "--repair"]).await;
+    assert!(
+        repaired
+            .stdout
+            .contains(&format!("corrupt  {layer}  (removed)")),
+        "{}",
+        repaired.stdout
+    );
+    assert_eq!(sw.get(&key).await.0, 404, "the corrupt object is gone");
+
+    // The next pin (any process) fetches the layer again by digest; the store is whole.
+    Sb::shared(&reg.url(), &url, sw.env(0))
+        .run(&["pin", "single:1"])
+        .await
+        .ok();
+    let (status, bytes) = sw.get(&key).await;
+    assert_eq!(status, 200, "the layer is back");
+    assert_eq!(fixtures::sha256_digest(&bytes), *layer);
+    let clean = checker.run(&["verify"]).await.ok();
+    assert!(
+        clean.stdout.contains("0 corrupt, 0 missing"),
+        "{}",
+        clean.stdout
+    );
+}
