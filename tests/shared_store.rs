@@ -9,6 +9,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::cli::{Sb, read};
+use common::faulty::{Fault, Faulty};
 use common::fixtures;
 use common::registry::Registry;
 use common::seaweed::Seaweed;
@@ -480,4 +481,43 @@ async fn verify_finds_a_corrupt_blob_object_and_repair_lets_the_next_pin_fetch_i
         "{}",
         clean.stdout
     );
+}
+
+/// Bytes from the upstream that do not match their digest reach neither the cache nor the
+/// bucket, and a pin that fails on them leaves no upload open and no lease for another
+/// process to wait out (its leases are removed before it exits, not left to go stale).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_bytes_from_the_upstream_never_reach_the_bucket() {
+    let up = Faulty::start().await;
+    let layer = up.layer_digests()[1].clone();
+    for _ in 0..5 {
+        up.push_fault(&up.blob_path(&layer), Fault::WrongBytes);
+    }
+    let sw = Seaweed::mini().await;
+    let url = store_url(&sw, "wrong");
+    let key = format!("wrong/blobs/sha256/{}", &layer["sha256:".len()..]);
+    let first = Sb::shared(&up.url(), &url, sw.env(0));
+    let failed = first.run(&["pin", "faulty:1"]).await;
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("the bytes were discarded"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(sw.get(&key).await.0, 404, "a wrong blob reached the bucket");
+    assert!(sw.list("wrong/records/").await.is_empty());
+    assert!(sw.list("wrong/uploads/").await.is_empty());
+    assert!(
+        sw.list("wrong/leases/").await.is_empty(),
+        "a failed pin leaves no lease for others to wait out"
+    );
+
+    // The faults are used up: the next pin stores the right bytes everywhere.
+    let second = Sb::shared(&up.url(), &url, sw.env(0));
+    let out = second.run(&["--json", "pin", "faulty:1"]).await.ok().json();
+    assert_eq!(out[0]["digest"], up.index_digest().as_str());
+    let (status, bytes) = sw.get(&key).await;
+    assert_eq!(status, 200);
+    assert_eq!(bytes, up.blob(&layer));
+    second.run(&["verify"]).await.ok();
 }

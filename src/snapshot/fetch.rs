@@ -275,19 +275,22 @@ async fn transfer(
         (Ok(()), Ok(())) => Ok(()),
     };
     drop(guard);
-    result?;
     // The bucket gets the verified local copy once it is whole and no client has streamed
     // blobs being written for UPLOAD_SETTLE (or after UPLOAD_DEFERRAL): clients are not slowed by
     // an upload competing with them for the machine.
-    if !(from_upstream && s.tier().uploads()) {
-        return Ok(());
-    }
-    s.tees().quiet(UPLOAD_SETTLE, UPLOAD_DEFERRAL).await;
-    let uploaded = upload_local(s, &blob.digest).await;
+    let result = match result {
+        Ok(()) if from_upstream && s.tier().uploads() => {
+            s.tees().quiet(UPLOAD_SETTLE, UPLOAD_DEFERRAL).await;
+            upload_local(s, &blob.digest).await
+        }
+        done => done,
+    };
+    // Held until the bucket has the blob or this attempt failed; removed now, before a
+    // failing pin's process exits, so that no other process waits for it to go stale.
     if let Some(lease) = lease {
         lease.release().await;
     }
-    uploaded
+    result
 }
 
 async fn pump(
