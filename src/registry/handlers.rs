@@ -274,14 +274,19 @@ pub fn parse_range(spec: &str, len: u64) -> Option<(u64, u64)> {
     }
     let (a, b) = spec.split_once('-')?;
     let (start, end) = match (a.trim(), b.trim()) {
-        ("", n) => {
-            let n: u64 = n.parse().ok()?;
-            (len.saturating_sub(n), len - 1)
-        }
-        (a, "") => (a.parse().ok()?, len - 1),
-        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(len - 1)),
+        ("", n) => (len.saturating_sub(digits(n)?), len - 1),
+        (a, "") => (digits(a)?, len - 1),
+        (a, b) => (digits(a)?, digits(b)?.min(len - 1)),
     };
     (start <= end && start < len).then_some((start, end))
+}
+
+/// A range bound: ASCII digits only (`u64::from_str` would also take a leading `+`).
+fn digits(s: &str) -> Option<u64> {
+    s.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| s.parse().ok())
+        .flatten()
 }
 
 #[cfg(test)]
@@ -298,5 +303,9 @@ mod tests {
         assert_eq!(parse_range("bytes=5-2", 100), None);
         assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
         assert_eq!(parse_range("items=0-1", 100), None);
+        assert_eq!(parse_range("bytes=+5-", 100), None);
+        assert_eq!(parse_range("bytes=0-+9", 100), None);
+        assert_eq!(parse_range("bytes=-+10", 100), None);
+        assert_eq!(parse_range("bytes=--10", 100), None);
     }
 }
