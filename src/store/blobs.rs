@@ -186,7 +186,11 @@ impl Blobs {
             file: Some(file),
             tmp,
             dest: self.path(digest),
-            bound: self.lru.clone().map(|lru| (lru, self.root.clone())),
+            bound: self.lru.clone().map(|lru| Bound {
+                lru,
+                root: self.root.clone(),
+                hot: self.hot.clone(),
+            }),
         })
     }
 
@@ -252,8 +256,8 @@ pub struct BlobWriter {
     file: Option<File>,
     tmp: PathBuf,
     dest: PathBuf,
-    /// A cache's bound and its blob root: committing may push the coldest blobs out.
-    bound: Option<(Arc<Lru>, PathBuf)>,
+    /// A cache's bound: committing may push the coldest blobs out.
+    bound: Option<Bound>,
 }
 
 impl BlobWriter {
@@ -316,13 +320,22 @@ impl BlobWriter {
         fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
         fs::rename(&self.tmp, &self.dest).map_err(|e| StoreError::io(&self.dest, e))?;
         sync_dir(dir)?;
-        if let Some((lru, root)) = &self.bound {
-            for d in lru.added(&self.digest, self.written) {
-                let _ = fs::remove_file(root.join(&d.hex()[..2]).join(d.hex()));
+        if let Some(b) = &self.bound {
+            for d in b.lru.added(&self.digest, self.written) {
+                b.hot.forget(&d);
+                let _ = fs::remove_file(b.root.join(&d.hex()[..2]).join(d.hex()));
             }
         }
         Ok(())
     }
+}
+
+/// What a writer into a bounded cache needs to push blobs out: the choice, their files, and
+/// the memory copies that must leave with them (else `map` would answer what `contains` denies).
+struct Bound {
+    lru: Arc<Lru>,
+    root: PathBuf,
+    hot: Arc<Hot>,
 }
 
 impl Drop for BlobWriter {
@@ -370,6 +383,27 @@ mod tests {
             let found = super::super::mapped::file_range(&bytes).is_some();
             assert_eq!(found, mapped, "{len} bytes mapped: {found}");
         }
+    }
+
+    #[test]
+    fn a_blob_a_bounded_cache_pushes_out_leaves_memory_with_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap().bounded(1000);
+        let blob = |n: usize, byte: u8| {
+            let content = vec![byte; n];
+            (
+                Digest::from_sha256(Sha256::digest(&content).into()),
+                content,
+            )
+        };
+        let (cold, cold_bytes) = blob(300, 1);
+        let (new, new_bytes) = blob(900, 2);
+        blobs.put(&cold, &cold_bytes).unwrap();
+        assert_eq!(blobs.read(&cold).unwrap(), cold_bytes, "now in memory too");
+        blobs.put(&new, &new_bytes).unwrap();
+        assert!(!blobs.contains(&cold), "pushed out by the newer blob");
+        assert!(matches!(blobs.map(&cold), Err(StoreError::BlobMissing(_))));
+        assert_eq!(blobs.read(&new).unwrap(), new_bytes);
     }
 
     #[test]
