@@ -73,10 +73,26 @@ impl Blobs {
     pub(super) fn bounded(mut self, limit: u64) -> Blobs {
         let lru = Arc::new(Lru::scan(&self.root, limit));
         for d in lru.excess() {
-            let _ = fs::remove_file(self.path(&d));
+            self.push_out(&d);
         }
         self.lru = Some(lru);
         self
+    }
+
+    /// A blob was committed: in a bounded cache, the coldest blobs leave to make room.
+    fn make_room(&self, digest: &Digest, size: u64) {
+        if let Some(lru) = &self.lru {
+            for d in lru.added(digest, size) {
+                self.push_out(&d);
+            }
+        }
+    }
+
+    /// A blob the cache's bound pushed out (the LRU has forgotten it already): its memory
+    /// copy leaves with its file, else `map` would answer what `contains` denies.
+    fn push_out(&self, digest: &Digest) {
+        self.hot.forget(digest);
+        let _ = fs::remove_file(self.path(digest));
     }
 
     /// Keep `digests` while the hold lives (for an export of a bounded cache); None when
@@ -186,11 +202,7 @@ impl Blobs {
             file: Some(file),
             tmp,
             dest: self.path(digest),
-            bound: self.lru.clone().map(|lru| Bound {
-                lru,
-                root: self.root.clone(),
-                hot: self.hot.clone(),
-            }),
+            cache: self.lru.is_some().then(|| self.clone()),
         })
     }
 
@@ -256,8 +268,8 @@ pub struct BlobWriter {
     file: Option<File>,
     tmp: PathBuf,
     dest: PathBuf,
-    /// A cache's bound: committing may push the coldest blobs out.
-    bound: Option<Bound>,
+    /// A bounded cache's blobs: committing may push the coldest out.
+    cache: Option<Blobs>,
 }
 
 impl BlobWriter {
@@ -320,22 +332,11 @@ impl BlobWriter {
         fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
         fs::rename(&self.tmp, &self.dest).map_err(|e| StoreError::io(&self.dest, e))?;
         sync_dir(dir)?;
-        if let Some(b) = &self.bound {
-            for d in b.lru.added(&self.digest, self.written) {
-                b.hot.forget(&d);
-                let _ = fs::remove_file(b.root.join(&d.hex()[..2]).join(d.hex()));
-            }
+        if let Some(cache) = &self.cache {
+            cache.make_room(&self.digest, self.written);
         }
         Ok(())
     }
-}
-
-/// What a writer into a bounded cache needs to push blobs out: the choice, their files, and
-/// the memory copies that must leave with them (else `map` would answer what `contains` denies).
-struct Bound {
-    lru: Arc<Lru>,
-    root: PathBuf,
-    hot: Arc<Hot>,
 }
 
 impl Drop for BlobWriter {
