@@ -19,6 +19,11 @@ fn store_url(sw: &Seaweed, name: &str) -> String {
     format!("s3://{}/{name}", sw.bucket())
 }
 
+/// The bucket key of a blob object under a store's prefix.
+fn blob_key(prefix: &str, digest: &str) -> String {
+    format!("{prefix}/blobs/sha256/{}", &digest["sha256:".len()..])
+}
+
 /// Files of an OCI layout's blob directory, each checked against its name.
 fn layout_blobs(layout: &std::path::Path) -> BTreeSet<String> {
     let dir = layout.join("blobs/sha256");
@@ -231,12 +236,7 @@ async fn a_pin_killed_mid_upload_is_completed_by_the_next_and_gc_aborts_its_uplo
         verify.stdout
     );
     let layer = big.blobs.last().unwrap();
-    let (status, bytes) = sw
-        .get(&format!(
-            "killed/blobs/sha256/{}",
-            &layer["sha256:".len()..]
-        ))
-        .await;
+    let (status, bytes) = sw.get(&blob_key("killed", layer)).await;
     assert_eq!(status, 200);
     assert_eq!(
         fixtures::sha256_digest(&bytes),
@@ -443,7 +443,7 @@ async fn verify_finds_a_corrupt_blob_object_and_repair_lets_the_next_pin_fetch_i
         .ok();
     // The layer object's bytes are replaced behind the store's back (bit rot, a bad tool).
     let layer = single.blobs.last().unwrap();
-    let key = format!("repair/blobs/sha256/{}", &layer["sha256:".len()..]);
+    let key = blob_key("repair", layer);
     assert_eq!(sw.put(&key, b"not the layer", false).await, 200);
 
     // A process with an empty cache reads the bucket: the object is found and named.
@@ -495,7 +495,7 @@ async fn wrong_bytes_from_the_upstream_never_reach_the_bucket() {
     }
     let sw = Seaweed::mini().await;
     let url = store_url(&sw, "wrong");
-    let key = format!("wrong/blobs/sha256/{}", &layer["sha256:".len()..]);
+    let key = blob_key("wrong", &layer);
     let first = Sb::shared(&up.url(), &url, sw.env(0));
     let failed = first.run(&["pin", "faulty:1"]).await;
     assert_eq!(failed.code, 1, "{}", failed.stderr);
