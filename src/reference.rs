@@ -221,7 +221,7 @@ impl Reference {
         let (rest, digest) = split_digest(input)?;
         let (name, tag) = split_tag(rest);
         let (registry, repository) = split_registry(name);
-        build(input, registry, repository, tag, digest)
+        build(&|_| input.to_owned(), registry, repository, tag, digest)
     }
 
     /// Builds a reference from its parts, validating and normalising each.
@@ -231,7 +231,7 @@ impl Reference {
         tag: Option<&str>,
         digest: Option<Digest>,
     ) -> Result<Reference, ReferenceError> {
-        let input = join_parts(registry, repository, tag, digest.as_ref());
+        let input = |d: Option<&Digest>| join_parts(registry, repository, tag, d);
         build(&input, registry, repository, tag, digest)
     }
 
@@ -260,7 +260,30 @@ impl Reference {
 
     /// The store key for what this reference pins: by digest when there is one, else by tag.
     pub fn key(&self) -> String {
-        format!("{}{}", self.name(), self.pin())
+        let (mark, pin) = match (&self.digest, &self.tag) {
+            (Some(d), _) => ('@', d.full.as_str()),
+            (None, Some(t)) => (':', t.as_str()),
+            (None, None) => (':', DEFAULT_TAG),
+        };
+        let mut key =
+            String::with_capacity(name_len(&self.registry, &self.repository) + 1 + pin.len());
+        key.push_str(&self.registry);
+        key.push('/');
+        key.push_str(&self.repository);
+        key.push(mark);
+        key.push_str(pin);
+        key
+    }
+
+    /// The same name at tag `tag` (validated; the name already is), digest dropped.
+    pub fn with_tag(&self, tag: &str) -> Result<Reference, ReferenceError> {
+        validate_tag(tag)?;
+        Ok(Reference {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            tag: Some(tag.to_owned()),
+            digest: None,
+        })
     }
 
     /// The same name pinned to `d`, tag dropped.
@@ -279,15 +302,6 @@ impl Reference {
             (Some(d), _) => d.to_string(),
             (None, Some(t)) => t.clone(),
             (None, None) => DEFAULT_TAG.to_owned(),
-        }
-    }
-
-    /// ":tag" or "@digest", the digest winning.
-    fn pin(&self) -> String {
-        match (&self.digest, &self.tag) {
-            (Some(d), _) => format!("@{d}"),
-            (None, Some(t)) => format!(":{t}"),
-            (None, None) => format!(":{DEFAULT_TAG}"),
         }
     }
 }
@@ -313,27 +327,29 @@ impl FromStr for Reference {
     }
 }
 
-/// Validates, normalises and assembles; `input` is what errors quote.
+/// Validates, normalises and assembles; `input` makes what errors quote from the digest
+/// (only on an error: the server builds references on every request).
 fn build(
-    input: &str,
+    input: &dyn Fn(Option<&Digest>) -> String,
     registry: &str,
     repository: &str,
     tag: Option<&str>,
     digest: Option<Digest>,
 ) -> Result<Reference, ReferenceError> {
-    let registry = normalise_registry(registry).map_err(|r| name_invalid(input, r))?;
-    check_repository(repository).map_err(|r| name_invalid(input, r))?;
+    let shown = || input(digest.as_ref());
+    let registry = normalise_registry(registry).map_err(|r| name_invalid(&shown(), r))?;
+    check_repository(repository).map_err(|r| name_invalid(&shown(), r))?;
     if let Some(t) = tag {
-        check_tag(t).map_err(|r| tag_invalid(input, r))?;
+        check_tag(t).map_err(|r| tag_invalid(&shown(), r))?;
     }
-    let reference = Reference {
-        repository: normalise_repository(&registry, repository),
-        registry,
+    let repository = normalise_repository(&registry, repository);
+    check_name_length(name_len(&registry, &repository)).map_err(|r| name_invalid(&shown(), r))?;
+    Ok(Reference {
         tag: default_tag(tag, digest.as_ref()),
+        repository,
+        registry,
         digest,
-    };
-    check_name_length(&reference.name()).map_err(|r| name_invalid(input, r))?;
-    Ok(reference)
+    })
 }
 
 /// The tag as given, or "latest" when neither tag nor digest is present.
@@ -402,8 +418,12 @@ fn normalise_repository(registry: &str, repository: &str) -> String {
     }
 }
 
-fn check_name_length(name: &str) -> Result<(), String> {
-    let n = name.len();
+/// The length of "registry/repository", without building it.
+fn name_len(registry: &str, repository: &str) -> usize {
+    registry.len() + 1 + repository.len()
+}
+
+fn check_name_length(n: usize) -> Result<(), String> {
     if n > NAME_MAX {
         return Err(format!(
             "name is {n} characters long once normalised (at most {NAME_MAX} allowed)"

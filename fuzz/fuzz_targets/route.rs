@@ -21,21 +21,25 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let allowed: Vec<String> = DEFAULT_ALLOWED.iter().map(|s| s.to_string()).collect();
-    let Ok((registry, repo)) = paths::resolve(name, ns, &allowed) else {
+    let Ok(named) = paths::resolve(name, ns, &allowed) else {
         return;
     };
-    assert!(allowed.contains(&registry), "{registry} is not allowed");
-    validate_repository(&repo).unwrap_or_else(|e| panic!("{name:?} → {repo:?}: {e}"));
+    let (registry, repo) = (named.registry(), named.repository());
+    assert!(
+        allowed.iter().any(|a| a == registry),
+        "{registry} is not allowed"
+    );
+    validate_repository(repo).unwrap_or_else(|e| panic!("{name:?} → {repo:?}: {e}"));
     let spelled = format!("{registry}/{repo}:latest");
     let r = Reference::parse(&spelled).unwrap_or_else(|e| panic!("{spelled:?}: {e}"));
-    assert_eq!((r.registry(), r.repository()), (&*registry, &*repo));
+    assert_eq!((r.registry(), r.repository()), (registry, repo));
     if let Route::Manifest { reference, .. } = &route {
-        manifest_reference_round_trips(&registry, &repo, reference);
+        manifest_reference_round_trips(&named, reference);
     }
 });
 
 /// Asserts that `route` is what `path` says, and returns the repository name it carries.
-fn spells<'a>(route: &'a Route, path: &str) -> Option<&'a str> {
+fn spells<'a>(route: &Route<'a>, path: &str) -> Option<&'a str> {
     let (spelled, name) = match route {
         Route::Base => (String::from("/v2/"), None),
         Route::Catalog => (String::from("/v2/_catalog"), None),
@@ -51,12 +55,12 @@ fn spells<'a>(route: &'a Route, path: &str) -> Option<&'a str> {
     };
     let path = if path == "/v2" { "/v2/" } else { path };
     assert_eq!(spelled, path, "{route:?}");
-    name.map(String::as_str)
+    name.copied()
 }
 
 /// A manifest reference the route names comes back from the parsed reference unchanged.
-fn manifest_reference_round_trips(registry: &str, repo: &str, reference: &str) {
-    let Ok(r) = paths::manifest_reference(registry, repo, reference) else {
+fn manifest_reference_round_trips(named: &Reference, reference: &str) {
+    let Ok(r) = paths::manifest_reference(named, reference) else {
         return;
     };
     assert_eq!(r.manifest_ref(), reference);

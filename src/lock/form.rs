@@ -239,9 +239,9 @@ mod tests {
             let out = locked(written, Some("mirror:5000"));
             let want = Reference::parse(written).unwrap();
             let got = Reference::parse(&out).unwrap();
-            let (registry, repo) = resolve(got.repository(), None, &allowed).unwrap();
+            let named = resolve(got.repository(), None, &allowed).unwrap();
             assert_eq!(
-                (registry.as_str(), repo.as_str()),
+                (named.registry(), named.repository()),
                 (want.registry(), want.repository())
             );
             let up = upstream_of(&out, "mirror:5000").unwrap().unwrap();

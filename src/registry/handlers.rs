@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -20,27 +20,29 @@ use crate::store::{Origin, StoreError};
 /// Says whether the store already had what was served.
 pub const CACHE_HEADER: &str = "x-stablebuild-cache";
 const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
+const DIGEST_HEADER: &str = "docker-content-digest";
 
 type Result<T> = std::result::Result<T, RegistryError>;
 
-pub async fn dispatch(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
+/// Every registry request (the request is read in place: no extractor copies its headers).
+pub async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let peer = match req.extensions().get::<ConnectInfo<Peer>>() {
+        Some(ConnectInfo(Peer(peer))) => *peer,
+        None => SocketAddr::from(([0, 0, 0, 0], 0)),
+    };
     let client = Client {
         peer,
-        headers: &headers,
+        headers: req.headers(),
     };
-    let mut resp = match route(&state, &method, &uri, &client).await {
+    let mut resp = match route(&state, req.method(), req.uri(), &client).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     };
     let (name, value) = API_VERSION;
-    resp.headers_mut()
-        .insert(name, HeaderValue::from_static(value));
+    resp.headers_mut().insert(
+        HeaderName::from_static(name),
+        HeaderValue::from_static(value),
+    );
     resp
 }
 
@@ -86,21 +88,20 @@ async fn route(
             uri.path()
         ))),
         Route::Manifest { name, reference } => {
-            let (registry, repo) = paths::resolve(&name, ns.as_deref(), &state.allowed)?;
-            let r = paths::manifest_reference(&registry, &repo, &reference)?;
+            let repo = paths::resolve(name, ns.as_deref(), &state.allowed)?;
+            let r = paths::manifest_reference(&repo, reference)?;
             manifest(state, r, head, client).await
         }
         Route::Blob { name, digest } => {
-            let (registry, repo) = paths::resolve(&name, ns.as_deref(), &state.allowed)?;
-            let digest = Digest::parse(&digest).map_err(paths::PathError::Digest)?;
+            let repo = paths::resolve(name, ns.as_deref(), &state.allowed)?;
+            let digest = Digest::parse(digest).map_err(paths::PathError::Digest)?;
             // Errors of a fetch by digest name the repository and the digest.
-            let r = Reference::new(&registry, &repo, None, Some(digest.clone()))
-                .map_err(paths::PathError::Name)?;
+            let r = repo.with_digest(digest.clone());
             blob(state, r, digest, head, headers).await
         }
         Route::Tags { name } => {
-            let (registry, repo) = paths::resolve(&name, ns.as_deref(), &state.allowed)?;
-            listing::tags(state, uri, &registry, &repo, &name)
+            let repo = paths::resolve(name, ns.as_deref(), &state.allowed)?;
+            listing::tags(state, uri, repo.registry(), repo.repository(), name)
         }
         Route::Catalog => listing::catalog(state, uri),
     }
@@ -122,9 +123,11 @@ async fn manifest(
     client: &Client<'_>,
 ) -> Result<Response> {
     let store = state.snap.store();
-    let known = match r.digest() {
-        Some(d) => Some(d.clone()),
-        None => store.tag_digest(&r.key())?,
+    let key = r.digest().is_none().then(|| r.key());
+    let known = match (r.digest(), &key) {
+        (Some(d), _) => Some(d.clone()),
+        (None, Some(key)) => store.tag_digest(key)?,
+        (None, None) => None,
     };
     // A tag record exists only once everything it reaches was stored; a blob lost since
     // (verify --repair) is fetched again by digest when a client asks for it.
@@ -143,8 +146,8 @@ async fn manifest(
             (digest, m, "miss")
         }
     };
-    if r.digest().is_none() {
-        state.usage.pulled(&r.key());
+    if let Some(key) = &key {
+        state.usage.pulled(key);
     }
     let mut resp = Response::new(if head {
         Body::empty()
@@ -164,9 +167,16 @@ fn value(s: &str) -> HeaderValue {
 }
 
 fn identity(h: &mut HeaderMap, digest: &Digest, cache: &'static str) {
-    h.insert("docker-content-digest", value(&digest.to_string()));
-    h.insert(header::ETAG, value(&format!("\"{digest}\"")));
-    h.insert(CACHE_HEADER, HeaderValue::from_static(cache));
+    let etag = format!("\"{digest}\"");
+    h.insert(
+        HeaderName::from_static(DIGEST_HEADER),
+        value(&etag[1..etag.len() - 1]),
+    );
+    h.insert(header::ETAG, value(&etag));
+    h.insert(
+        HeaderName::from_static(CACHE_HEADER),
+        HeaderValue::from_static(cache),
+    );
 }
 
 /// A blob from the store; on a miss, fetched by digest (or joined, when a pin is already

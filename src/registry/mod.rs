@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Request, State};
+use axum::http::{Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tracing::info;
@@ -82,7 +83,8 @@ impl AppState {
 }
 
 /// The registry's routes, with `pages` (another surface's routes, the dashboard's) served
-/// beside them; every request is logged and counted.
+/// beside them; every request passes `front` (one layer: each layer costs allocations on
+/// every request).
 pub fn router(state: Arc<AppState>, pages: Router) -> Router {
     use axum::routing::post;
     let api = Router::new()
@@ -97,26 +99,35 @@ pub fn router(state: Arc<AppState>, pages: Router) -> Router {
         .route("/_stablebuild/v1/verify", post(admin::verify))
         .route("/metrics", axum::routing::get(render_metrics))
         .fallback(handlers::dispatch)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_pull_auth,
-        ))
         .with_state(state.clone());
     api.merge(pages)
-        .layer(middleware::from_fn_with_state(state, log_request))
-        .layer(middleware::map_request(host_from_authority))
+        .layer(middleware::from_fn_with_state(state, front))
+}
+
+/// What every request goes through: the host read one way whatever the HTTP version, pull
+/// access control on `/v2/…`, and the request log and counts.
+async fn front(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    host_from_authority(&mut req);
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let started = Instant::now();
+    let resp = if pull_denied(&state, &req) {
+        RegistryError::PullDenied.into_response()
+    } else {
+        next.run(req).await
+    };
+    log_request(&state, &method, &uri, &resp, started);
+    resp
 }
 
 /// HTTP/2 (over TLS, or h2c on the plain listener) names the host in `:authority`, which
 /// hyper puts in the URI, not in `Host`: copy it there, so that handlers read the host one
 /// way whatever the version.
-async fn host_from_authority(mut req: Request) -> Request {
+fn host_from_authority(req: &mut Request) {
     if !req.headers().contains_key(axum::http::header::HOST)
         && let Some(Ok(host)) = req.uri().authority().map(|a| a.as_str().parse())
     {
         req.headers_mut().insert(axum::http::header::HOST, host);
     }
-    req
 }
 
 /// Serve until `shutdown` resolves; responses in flight are finished first. With `tls`, over
@@ -146,52 +157,39 @@ async fn render_metrics(State(state): State<Arc<AppState>>) -> String {
 
 /// With pull access control, `/v2/…` needs valid credentials (the admin API has its own
 /// token, the dashboard its own sign-in).
-async fn require_pull_auth(
-    State(state): State<Arc<AppState>>,
-    req: Request,
-    next: Next,
-) -> Response {
+fn pull_denied(state: &AppState, req: &Request) -> bool {
     let path = req.uri().path();
     let guarded = path == "/v2" || path.starts_with("/v2/");
     match &state.pull_auth {
-        Some(auth) if guarded && auth.check(req.headers()).is_none() => {
-            RegistryError::PullDenied.into_response()
-        }
-        _ => next.run(req).await,
+        Some(auth) => guarded && auth.check(req.headers()).is_none(),
+        None => false,
     }
 }
 
 /// One log line per request: method, path, status, bytes, hit/miss, duration; and the counts.
-async fn log_request(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let (method, uri) = (req.method().clone(), req.uri().clone());
-    let started = Instant::now();
-    let resp = next.run(req).await;
+fn log_request(state: &AppState, method: &Method, uri: &Uri, resp: &Response, started: Instant) {
     let header = |name: &str| {
         resp.headers()
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-")
-            .to_string()
     };
     let (status, bytes, cache) = (
         resp.status().as_u16(),
         header("content-length"),
         header(handlers::CACHE_HEADER),
     );
-    let served = if method == axum::http::Method::HEAD {
+    let served = if method == Method::HEAD {
         0
     } else {
         bytes.parse().unwrap_or(0)
     };
     let kind = metrics::Kind::of(uri.path());
-    state
-        .metrics
-        .record(kind, status, Some(cache.as_str()), served);
+    state.metrics.record(kind, status, Some(cache), served);
     // HTTP/2 requests carry the scheme and authority in the URI: log the path alone.
     let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     info!(
         "{method} {target} {status} {bytes} bytes cache={cache} {:.1?}",
         started.elapsed()
     );
-    resp
 }

@@ -6,22 +6,22 @@
 //! (`ghcr.io/org/app`), containerd's `?ns=` parameter, and the allow-list.
 //! Must not touch: anything but strings (pure; unit-tested here).
 
-use crate::reference::{Digest, Reference, ReferenceError, validate_tag};
+use crate::reference::{Digest, Reference, ReferenceError};
 
-/// What a request path names.
+/// What a request path names (its parts borrowed from the path).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
+pub enum Route<'a> {
     Base,
     Manifest {
-        name: String,
-        reference: String,
+        name: &'a str,
+        reference: &'a str,
     },
     Blob {
-        name: String,
-        digest: String,
+        name: &'a str,
+        digest: &'a str,
     },
     Tags {
-        name: String,
+        name: &'a str,
     },
     /// `/v2/_catalog`: the repositories that have pinned tags.
     Catalog,
@@ -48,7 +48,7 @@ pub enum PathError {
 }
 
 /// Parse the path of a request (without the query string).
-pub fn route(path: &str) -> Result<Route, PathError> {
+pub fn route(path: &str) -> Result<Route<'_>, PathError> {
     let rest = path
         .strip_prefix("/v2")
         .ok_or_else(|| PathError::Unknown(path.into()))?;
@@ -62,38 +62,29 @@ pub fn route(path: &str) -> Result<Route, PathError> {
         return Ok(Route::Catalog);
     }
     if let Some(name) = rest.strip_suffix("/tags/list") {
-        return Ok(Route::Tags { name: name.into() });
+        return Ok(Route::Tags { name });
     }
     if rest.contains("/blobs/uploads") {
         return Ok(Route::Upload);
     }
     if let Some((name, reference)) = rest.rsplit_once("/manifests/") {
-        return Ok(Route::Manifest {
-            name: name.into(),
-            reference: reference.into(),
-        });
+        return Ok(Route::Manifest { name, reference });
     }
     if let Some((name, digest)) = rest.rsplit_once("/blobs/") {
-        return Ok(Route::Blob {
-            name: name.into(),
-            digest: digest.into(),
-        });
+        return Ok(Route::Blob { name, digest });
     }
     Err(PathError::Unknown(path.into()))
 }
 
-/// The upstream registry and repository a request name means.
-pub fn resolve(
-    name: &str,
-    ns: Option<&str>,
-    allowed: &[String],
-) -> Result<(String, String), PathError> {
+/// The upstream registry and repository a request name means, as a reference to the
+/// repository's `latest` (`manifest_reference` sets what a request names in it).
+pub fn resolve(name: &str, ns: Option<&str>, allowed: &[String]) -> Result<Reference, PathError> {
     let (first, rest) = name.split_once('/').unwrap_or((name, ""));
     let is_host = first.contains('.') || first.contains(':') || first == "localhost";
     let (registry, repo) = match (is_host && !rest.is_empty(), ns) {
-        (true, _) => (first.to_ascii_lowercase(), rest.to_string()),
-        (false, Some(ns)) if !ns.is_empty() => (ns.to_ascii_lowercase(), name.to_string()),
-        _ => ("docker.io".to_string(), name.to_string()),
+        (true, _) => (first.to_ascii_lowercase(), rest),
+        (false, Some(ns)) if !ns.is_empty() => (ns.to_ascii_lowercase(), name),
+        _ => ("docker.io".to_string(), name),
     };
     let registry = match registry.as_str() {
         "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
@@ -103,22 +94,16 @@ pub fn resolve(
         return Err(PathError::Denied(registry));
     }
     // Normalise through the reference rules (library/ prefix, validation).
-    let r = Reference::new(&registry, &repo, Some("latest"), None).map_err(PathError::Name)?;
-    Ok((r.registry().to_string(), r.repository().to_string()))
+    Reference::new(&registry, repo, None, None).map_err(PathError::Name)
 }
 
-/// A manifest reference: a tag or a digest.
-pub fn manifest_reference(
-    registry: &str,
-    repo: &str,
-    reference: &str,
-) -> Result<Reference, PathError> {
+/// A manifest reference, a tag or a digest, in the repository `name` (from `resolve`).
+pub fn manifest_reference(name: &Reference, reference: &str) -> Result<Reference, PathError> {
     if reference.contains(':') {
         let digest = Digest::parse(reference).map_err(PathError::Digest)?;
-        return Reference::new(registry, repo, None, Some(digest)).map_err(PathError::Name);
+        return Ok(name.with_digest(digest));
     }
-    validate_tag(reference).map_err(PathError::Tag)?;
-    Reference::new(registry, repo, Some(reference), None).map_err(PathError::Name)
+    name.with_tag(reference).map_err(PathError::Tag)
 }
 
 /// The registries reachable when the operator names none.
@@ -148,23 +133,18 @@ mod tests {
             (
                 "/v2/library/ubuntu/manifests/20.04",
                 Route::Manifest {
-                    name: "library/ubuntu".into(),
-                    reference: "20.04".into(),
+                    name: "library/ubuntu",
+                    reference: "20.04",
                 },
             ),
             (
                 "/v2/ghcr.io/o/a/blobs/sha256:ab",
                 Route::Blob {
-                    name: "ghcr.io/o/a".into(),
-                    digest: "sha256:ab".into(),
+                    name: "ghcr.io/o/a",
+                    digest: "sha256:ab",
                 },
             ),
-            (
-                "/v2/ubuntu/tags/list",
-                Route::Tags {
-                    name: "ubuntu".into(),
-                },
-            ),
+            ("/v2/ubuntu/tags/list", Route::Tags { name: "ubuntu" }),
             ("/v2/ubuntu/blobs/uploads/", Route::Upload),
             ("/v2/_catalog", Route::Catalog),
             ("/v2/ubuntu/blobs/uploads/123", Route::Upload),
@@ -195,7 +175,7 @@ mod tests {
         for (name, ns, (reg, repo)) in cases {
             let got = resolve(name, ns, &a).unwrap();
             assert_eq!(
-                (got.0.as_str(), got.1.as_str()),
+                (got.registry(), got.repository()),
                 (reg, repo),
                 "{name} {ns:?}"
             );
@@ -220,19 +200,26 @@ mod tests {
             resolve("a/../b", None, &allowed()),
             Err(PathError::Name(_))
         ));
+        let x = resolve("library/x", None, &allowed()).unwrap();
         assert!(matches!(
-            manifest_reference("docker.io", "library/x", "sha256:zz"),
+            manifest_reference(&x, "sha256:zz"),
             Err(PathError::Digest(_))
         ));
         assert!(matches!(
-            manifest_reference("docker.io", "library/x", "-tag"),
+            manifest_reference(&x, "-tag"),
             Err(PathError::Tag(_))
         ));
         assert!(matches!(
-            manifest_reference("docker.io", "library/x", ".INVALID_MANIFEST_NAME"),
+            manifest_reference(&x, ".INVALID_MANIFEST_NAME"),
             Err(PathError::Tag(_))
         ));
-        let r = manifest_reference("docker.io", "library/x", "1").unwrap();
-        assert_eq!(r.key(), "docker.io/library/x:1");
+        assert_eq!(
+            manifest_reference(&x, "1").unwrap().key(),
+            "docker.io/library/x:1"
+        );
+        let d = format!("sha256:{}", "a".repeat(64));
+        let by_digest = manifest_reference(&x, &d).unwrap();
+        assert_eq!(by_digest.key(), format!("docker.io/library/x@{d}"));
+        assert_eq!(by_digest.tag(), None);
     }
 }
