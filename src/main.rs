@@ -28,9 +28,13 @@ fn main() -> ExitCode {
         // served again and again (1,000 keep-alive connections on one core: p99 ~900 ms);
         // every other tick gives p99 ~100 ms for ~15% fewer requests/s (bench/scale.sh).
         runtime.global_queue_interval(2);
+        // Request lines wait for company under load; a worker with nothing to do writes them.
+        runtime.on_thread_park(stablebuild::registry::request_log::flush);
     }
     let runtime = runtime.build().expect("tokio runtime");
-    match runtime.block_on(commands::run(cli, &settings)) {
+    let outcome = runtime.block_on(commands::run(cli, &settings));
+    stablebuild::registry::request_log::flush();
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -1,9 +1,10 @@
 //! `serve`: the store as a read-only Registry v2 / OCI distribution endpoint that pins on a
 //! miss.
 //!
-//! Owns: the HTTP server (axum), request logging, and graceful shutdown. Path and name
-//! parsing live in `paths.rs` (pure), the handlers in `handlers.rs` (thin: they call the
-//! store and the snapshotter), and the mapping of errors to status codes in `errors.rs`.
+//! Owns: the HTTP server (axum), request logging (written in batches by `request_log.rs`),
+//! and graceful shutdown. Path and name parsing live in `paths.rs` (pure), the handlers in
+//! `handlers.rs` (thin: they call the store and the snapshotter), and the mapping of errors
+//! to status codes in `errors.rs`.
 //! Must not touch: store files directly, or any upstream the allow-list does not name.
 
 mod admin;
@@ -14,6 +15,7 @@ mod listing;
 mod metrics;
 pub mod paths;
 pub mod pull_auth;
+pub mod request_log;
 mod sendfile;
 pub mod tls;
 mod usage;
@@ -26,7 +28,6 @@ use axum::extract::{Request, State};
 use axum::http::{Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use tracing::info;
 
 use crate::snapshot::Snapshotter;
 
@@ -188,8 +189,10 @@ fn log_request(state: &AppState, method: &Method, uri: &Uri, resp: &Response, st
     state.metrics.record(kind, status, Some(cache), served);
     // HTTP/2 requests carry the scheme and authority in the URI: log the path alone.
     let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    info!(
-        "{method} {target} {status} {bytes} bytes cache={cache} {:.1?}",
-        started.elapsed()
-    );
+    if tracing::enabled!(tracing::Level::INFO) {
+        request_log::line(format_args!(
+            "{method} {target} {status} {bytes} bytes cache={cache} {:.1?}",
+            started.elapsed()
+        ));
+    }
 }
