@@ -120,8 +120,10 @@ impl Blobs {
         fs::metadata(self.path(digest)).ok().map(|m| m.len())
     }
 
+    /// Whether a blob is stored: a small blob `map` holds in memory is (its memory copy
+    /// leaves with its file), else its file is looked for.
     pub fn contains(&self, digest: &Digest) -> bool {
-        self.size(digest).is_some()
+        self.hot.contains(digest) || self.size(digest).is_some()
     }
 
     /// A stored blob's bytes, copied (see `map`).

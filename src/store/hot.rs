@@ -35,6 +35,10 @@ impl Hot {
         }
     }
 
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.state.lock().expect("hot").entries.contains_key(digest)
+    }
+
     pub fn get(&self, digest: &Digest) -> Option<Bytes> {
         self.state.lock().expect("hot").entries.get(digest).cloned()
     }
