@@ -54,7 +54,11 @@ impl axum::serve::Listener for Listener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Stream, SocketAddr) {
-        let (tcp, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        // Outside tokio's budget: the accept loop empties the backlog before it waits again.
+        // Once out of budget it would wait in the worker's local queue, which the scheduler
+        // serves last (main.rs), and new connections would wait seconds under load.
+        let accepted = axum::serve::Listener::accept(&mut self.0);
+        let (tcp, addr) = tokio::task::unconstrained(accepted).await;
         // Responses go out whole (hyper writes headers and small bodies together; large
         // ones are corked while sent, see `Stream`): Nagle would only hold a tail back.
         let _ = tcp.set_nodelay(true);

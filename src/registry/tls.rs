@@ -145,7 +145,8 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         let (tcp, addr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            // Outside tokio's budget, as the plain listener's (sendfile.rs).
+            accepted = tokio::task::unconstrained(listener.accept()) => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
                     // EMFILE and the like: wait a little instead of spinning.
