@@ -25,13 +25,13 @@ fn main() -> ExitCode {
     if serving {
         // Fair to many connections: a connection woken by the network waits in the worker's
         // local queue (256 tasks), and the oldest half spills into the global queue when it
-        // is full. Taking from the global queue first on every tick serves them in about the
-        // order they became ready. With 1,000 keep-alive connections on one core (bench/
-        // scale.sh): interval 31 (tokio's default) gave p99 ~900 ms, 2 gave p99 60-70 ms at
-        // ~35-43k requests/s with latencies spread from 0 to 70 ms, 1 gives p99 23-35 ms at
-        // ~50-56k requests/s (the nginx figure on this machine). The accept loops run outside
-        // tokio's budget so that the local queue never holds them (registry/sendfile.rs).
-        runtime.global_queue_interval(1);
+        // is full. With 1,000 keep-alive connections on one core (bench/scale.sh): interval
+        // 31 (tokio's default) gave p99 ~900 ms; 2 gives p99 55-70 ms, latencies spread from
+        // 0 to ~90 ms; 1 (the global queue first on every tick) gave p99 20-30 ms at up to
+        // 64k requests/s in most runs, but in others some connections waited 2-9 s: the
+        // local queue is served only when the global one is empty. The accept loops run
+        // outside tokio's budget so that the local queue never holds them (sendfile.rs).
+        runtime.global_queue_interval(2);
         // Request lines wait for company under load; a worker with nothing to do writes them.
         runtime.on_thread_park(stablebuild::registry::request_log::flush);
     }
