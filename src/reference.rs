@@ -115,6 +115,11 @@ impl Digest {
         Self::from_checked_hex(&hex)
     }
 
+    /// The whole digest, "sha256:<hex>" (what `Display` shows), without a copy.
+    pub fn as_str(&self) -> &str {
+        &self.full
+    }
+
     /// The 64 lowercase hex characters: safe to use as a file name.
     pub fn hex(&self) -> &str {
         &self.full[SHA256.len() + 1..]

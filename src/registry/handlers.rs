@@ -175,12 +175,11 @@ fn value(s: &str) -> HeaderValue {
 }
 
 fn identity(h: &mut HeaderMap, digest: &Digest, cache: &'static str) {
-    let etag = format!("\"{digest}\"");
     h.insert(
         HeaderName::from_static(DIGEST_HEADER),
-        value(&etag[1..etag.len() - 1]),
+        value(digest.as_str()),
     );
-    h.insert(header::ETAG, value(&etag));
+    h.insert(header::ETAG, value(&format!("\"{digest}\"")));
     h.insert(
         HeaderName::from_static(CACHE_HEADER),
         HeaderValue::from_static(cache),
