@@ -171,6 +171,10 @@ async fn twenty_cold_pulls_over_three_replicas_fetch_each_blob_from_the_upstream
             "every client got the same bytes"
         );
     }
+    // The pull answers before the pin-through has stored every platform's blobs: count once
+    // the tag is pinned, not while another platform's blob may not have been asked for yet.
+    let (sb, srv) = &reps[0];
+    srv.wait_pinned(sb, "multi:1").await;
     // The replica holding a blob's lease fetches it; the others read the bucket.
     for (blob, n) in upstream_gets(&reg, &multi) {
         assert_eq!(n, 1, "{blob} was fetched upstream {n} times");
