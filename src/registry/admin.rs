@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::AppState;
+use super::connections::Peer;
 use super::errors::RegistryError;
-use super::sendfile::Peer;
 use crate::events::{self, Event};
 use crate::ops;
 use crate::reference::Reference;

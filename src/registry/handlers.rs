@@ -9,10 +9,10 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, he
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::connections::Peer;
 use super::errors::RegistryError;
 use super::listing;
 use super::paths::{self, Route};
-use super::sendfile::Peer;
 use crate::reference::{Digest, Reference};
 use crate::snapshot::{BlobSource, Tee};
 use crate::store::{Origin, StoreError};

@@ -1,13 +1,14 @@
 //! `serve`: the store as a read-only Registry v2 / OCI distribution endpoint that pins on a
 //! miss.
 //!
-//! Owns: the HTTP server (axum), request logging (written in batches by `request_log.rs`),
-//! and graceful shutdown. Path and name parsing live in `paths.rs` (pure), the handlers in
+//! Owns: the HTTP server: routes (axum), connections and graceful shutdown
+//! (`connections.rs`), request logging (written in batches by `request_log.rs`). Path and name parsing live in `paths.rs` (pure), the handlers in
 //! `handlers.rs` (thin: they call the store and the snapshotter), and the mapping of errors
 //! to status codes in `errors.rs`.
 //! Must not touch: store files directly, or any upstream the allow-list does not name.
 
 mod admin;
+mod connections;
 mod drift;
 mod errors;
 mod handlers;
@@ -31,11 +32,11 @@ use axum::response::{IntoResponse, Response};
 
 use crate::snapshot::Snapshotter;
 
+pub use connections::Peer;
 pub use drift::watch as watch_drift;
 pub use errors::RegistryError;
 pub use handlers::parse_range;
 pub use metrics::Counts;
-pub use sendfile::Peer;
 pub use usage::Pulls;
 
 /// Everything a handler needs.
@@ -140,14 +141,7 @@ pub async fn serve(
     pages: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state, pages);
-    if let Some(tls) = tls {
-        return tls::serve(listener, tls, app, shutdown).await;
-    }
-    let app = app.into_make_service_with_connect_info::<sendfile::Peer>();
-    axum::serve(sendfile::Listener(listener), app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    connections::serve(listener, tls, router(state, pages), shutdown).await
 }
 
 async fn render_metrics(State(state): State<Arc<AppState>>) -> String {

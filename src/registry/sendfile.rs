@@ -9,8 +9,7 @@
 //! pages are not all resident (mincore) is read on a blocking thread first: a blob served
 //! from disk does not hold up a runtime worker, and the requests it would serve.
 //!
-//! Owns: the listener axum serves from, the stream wrapper each connection writes through,
-//! and the counts of bytes sent this way and read from disk first.
+//! Owns: the stream wrapper each plain connection writes through, and the counts of bytes sent this way and read from disk first.
 //! Must not touch: HTTP framing (hyper decides what is written and when; this only changes
 //! how a mapped slice reaches the socket), the store (mapped slices are found through
 //! `store::mapped`).
@@ -19,14 +18,13 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::future::Future;
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 use crate::store::mapped::{self, FileRange};
@@ -46,45 +44,6 @@ pub static FROM_DISK: AtomicU64 = AtomicU64::new(0);
 /// point is the page cache).
 const READ_BUF: usize = 256 * 1024;
 
-/// A TCP listener whose connections send mapped blobs with sendfile.
-pub struct Listener(pub TcpListener);
-
-impl axum::serve::Listener for Listener {
-    type Io = Stream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Stream, SocketAddr) {
-        // Outside tokio's budget: the accept loop empties the backlog before it waits again.
-        // Once out of budget it would wait in the worker's local queue, which the scheduler
-        // serves last (main.rs), and new connections would wait seconds under load.
-        let accepted = axum::serve::Listener::accept(&mut self.0);
-        let (tcp, addr) = tokio::task::unconstrained(accepted).await;
-        // Responses go out whole (hyper writes headers and small bodies together; large
-        // ones are corked while sent, see `Stream`): Nagle would only hold a tail back.
-        let _ = tcp.set_nodelay(true);
-        let stream = Stream {
-            tcp,
-            corked: false,
-            reading: None,
-        };
-        (stream, addr)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-}
-
-/// The address a connection comes from, for handlers (`ConnectInfo<Peer>`).
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Listener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, Listener>) -> Peer {
-        Peer(*stream.remote_addr())
-    }
-}
-
 /// A connection: reads and ordinary writes go to the socket unchanged.
 pub struct Stream {
     tcp: TcpStream,
@@ -103,6 +62,14 @@ struct Reading {
 }
 
 impl Stream {
+    pub fn new(tcp: TcpStream) -> Stream {
+        Stream {
+            tcp,
+            corked: false,
+            reading: None,
+        }
+    }
+
     /// Turn TCP_CORK on or off (a no-op when it already is). Clearing it sends what it
     /// held back at once. A failure only costs segment sizes, so it is ignored.
     fn cork(&mut self, on: bool) {
@@ -246,11 +213,10 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     async fn pair() -> (Stream, TcpStream) {
-        let mut listener = Listener(TcpListener::bind("127.0.0.1:0").await.unwrap());
-        let addr = axum::serve::Listener::local_addr(&listener).unwrap();
-        let client = tokio::spawn(TcpStream::connect(addr));
-        let (server, _) = axum::serve::Listener::accept(&mut listener).await;
-        (server, client.await.unwrap().unwrap())
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::spawn(TcpStream::connect(listener.local_addr().unwrap()));
+        let (server, _) = listener.accept().await.unwrap();
+        (Stream::new(server), client.await.unwrap().unwrap())
     }
 
     /// A blob file of 3,000,000 bytes and its mapping.

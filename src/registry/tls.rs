@@ -1,6 +1,6 @@
 //! TLS for `serve --tls-cert FILE --tls-key FILE`: the certificate chain and key (PEM), read
-//! at start and again on SIGHUP, and the accept loop that serves HTTP/1.1 and HTTP/2 (ALPN)
-//! over rustls.
+//! at start and again on SIGHUP, and the rustls settings handshakes use (HTTP/1.1 and HTTP/2
+//! by ALPN). The connections themselves are `connections.rs`'s.
 //!
 //! A reload swaps the configuration new handshakes use; connections already open keep the
 //! one they were made with, so nothing in flight is dropped. A reload that fails (a file
@@ -8,37 +8,15 @@
 //! Blobs sent over TLS are encrypted in user space (no sendfile; the plain-http listener in
 //! `sendfile.rs` keeps that path).
 //!
-//! Owns: reading and checking the PEM files, the rustls server configuration, the TLS
-//! listener's accept loop and its graceful shutdown.
-//! Must not touch: routes or handlers (the router is handed in whole).
+//! Owns: reading and checking the PEM files, the rustls server configuration.
+//! Must not touch: sockets, routes or handlers.
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
-use axum::Router;
-use axum::extract::ConnectInfo;
-use hyper::Request;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
-use tower::ServiceExt;
-use tracing::{debug, info, warn};
-
-use super::sendfile::Peer;
-
-/// How long a client gets to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long open connections get to finish their requests at shutdown.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -84,7 +62,8 @@ impl Tls {
         &self.cert
     }
 
-    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+    /// What the next handshake uses: the configuration current now.
+    pub(super) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         let config = self.current.read().expect("tls config lock").clone();
         tokio_rustls::TlsAcceptor::from(config)
     }
@@ -130,60 +109,4 @@ fn pem_reason(e: &rustls::pki_types::pem::Error) -> String {
         Error::NoItemsFound => "no PEM block of the expected kind found".into(),
         other => format!("not valid PEM: {other:?}"),
     }
-}
-
-/// Serve `app` over TLS until `shutdown` resolves; open connections then get
-/// `DRAIN_TIMEOUT` to finish what they are doing.
-pub async fn serve(
-    listener: TcpListener,
-    tls: Arc<Tls>,
-    app: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, addr) = tokio::select! {
-            // Outside tokio's budget, as the plain listener's (sendfile.rs).
-            accepted = tokio::task::unconstrained(listener.accept()) => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // EMFILE and the like: wait a little instead of spinning.
-                    warn!("accepting a connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = tls.acceptor();
-        let (app, builder, watcher) = (app.clone(), builder.clone(), graceful.watcher());
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => return debug!("TLS handshake with {addr}: {e}"),
-                Err(_) => return debug!("TLS handshake with {addr}: timed out"),
-            };
-            let app = app.map_request(move |req: Request<Incoming>| {
-                let mut req = req.map(axum::body::Body::new);
-                req.extensions_mut().insert(ConnectInfo(Peer(addr)));
-                req
-            });
-            let service = TowerToHyperService::new(app);
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                debug!("connection from {addr}: {e}");
-            }
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
-            info!("connections still open after {}s; closing them", DRAIN_TIMEOUT.as_secs());
-        }
-    }
-    Ok(())
 }
