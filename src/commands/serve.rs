@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::dashboard::{Access, Dashboard};
 use crate::registry::pull_auth::PullAuth;
 use crate::registry::tls::Tls;
-use crate::registry::{self, AppState, paths};
+use crate::registry::{self, AppState, Workers, paths};
 use crate::shared::{Location, Shared};
 use crate::snapshot::Snapshotter;
 use crate::store::{
@@ -127,8 +127,12 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => config.store.display().to_string(),
     };
     let pages = dashboard(&state, args.dashboard, &location, tls.is_some());
-    let served = registry::serve(listener, tls, state, pages, shutdown_signal()).await;
+    // Pull-throughs that requests started run on the workers: they stop after those finish.
+    let workers = Workers::per_cpu().context("starting the connection workers")?;
+    tracing::debug!("connections run on {} worker threads", workers.count());
+    let served = registry::serve(listener, tls, state, pages, &workers, shutdown_signal()).await;
     finish_pulls(&snap).await;
+    drop(workers);
     if !read_only {
         remove_server_info(&config.store);
     }

@@ -4,9 +4,11 @@
 //!
 //! A plain connection writes through `sendfile::Stream` (blobs go out with sendfile); a TLS
 //! one is handed to rustls first (`tls.rs` owns the certificate and the handshake settings).
-//! Either way each request carries `ConnectInfo<Peer>`, the address it came from.
+//! Either way each request carries `ConnectInfo<Peer>`, the address it came from. The loop
+//! runs on the caller's runtime; each connection on one of the workers (`workers.rs`).
 //!
 //! Owns: accepting, the per-connection hyper setup, handshake and drain timeouts.
+//! Must not touch: which worker a connection runs on (`workers.rs`).
 //! Must not touch: routes or handlers (the router is handed in whole), how bytes reach the
 //! socket (`sendfile.rs`), certificates (`tls.rs`).
 
@@ -31,6 +33,7 @@ use tracing::{debug, info, warn};
 
 use super::sendfile;
 use super::tls::Tls;
+use super::workers::Workers;
 
 /// How long a client gets to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,12 +49,14 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
 
-/// Serve `app` on `listener` until `shutdown` resolves, over TLS with `tls`; open connections
-/// then get `DRAIN_TIMEOUT` to finish what they are doing.
+/// Serve `app` on `listener` until `shutdown` resolves, over TLS with `tls`, each connection
+/// on one of `workers`; open connections then get `DRAIN_TIMEOUT` to finish what they are
+/// doing.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<Tls>>,
     app: Router,
+    workers: &Workers,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let graceful = GracefulShutdown::new();
@@ -79,7 +84,8 @@ pub async fn serve(
             addr,
             watcher: graceful.watcher(),
         };
-        tokio::spawn(conn.run(tcp, tls.clone()));
+        let tls = tls.clone();
+        workers.spawn(tcp, move |tcp| conn.run(tcp, tls));
     }
     drop(listener);
     tokio::select! {

@@ -2,9 +2,10 @@
 //! miss.
 //!
 //! Owns: the HTTP server: routes (axum), connections and graceful shutdown
-//! (`connections.rs`), request logging (written in batches by `request_log.rs`). Path and name parsing live in `paths.rs` (pure), the handlers in
-//! `handlers.rs` (thin: they call the store and the snapshotter), and the mapping of errors
-//! to status codes in `errors.rs`.
+//! (`connections.rs`) on per-CPU worker threads (`workers.rs`), request logging (written in
+//! batches by `request_log.rs`). Path and name parsing live in `paths.rs` (pure), the
+//! handlers in `handlers.rs` (thin: they call the store and the snapshotter), and the mapping
+//! of errors to status codes in `errors.rs`.
 //! Must not touch: store files directly, or any upstream the allow-list does not name.
 
 mod admin;
@@ -20,6 +21,7 @@ pub mod request_log;
 mod sendfile;
 pub mod tls;
 mod usage;
+mod workers;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,6 +40,7 @@ pub use errors::RegistryError;
 pub use handlers::parse_range;
 pub use metrics::Counts;
 pub use usage::Pulls;
+pub use workers::Workers;
 
 /// Everything a handler needs.
 pub struct AppState {
@@ -133,15 +136,17 @@ fn host_from_authority(req: &mut Request) {
 }
 
 /// Serve until `shutdown` resolves; responses in flight are finished first. With `tls`, over
-/// TLS (HTTP/1.1 and HTTP/2); without, plain HTTP with blobs sent by sendfile.
+/// TLS (HTTP/1.1 and HTTP/2); without, plain HTTP with blobs sent by sendfile. Connections
+/// run on `workers`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<tls::Tls>>,
     state: Arc<AppState>,
     pages: Router,
+    workers: &Workers,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    connections::serve(listener, tls, router(state, pages), shutdown).await
+    connections::serve(listener, tls, router(state, pages), workers, shutdown).await
 }
 
 async fn render_metrics(State(state): State<Arc<AppState>>) -> String {

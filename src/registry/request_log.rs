@@ -3,8 +3,8 @@
 //! Owns: the buffer of request lines and when it reaches stderr. A line goes out at once
 //! when the last write was at least `BATCH` ago (a lightly loaded server writes each line as
 //! its request ends); under load lines collect and go out in one write when `BATCH` has
-//! passed, when the buffer holds `LIMIT` bytes, or when a runtime worker has nothing left to
-//! do (`flush`, called from the runtime's park hook and at exit). One write(2) per request
+//! passed, when the buffer holds `LIMIT` bytes, or when a connection worker has nothing left
+//! to do (`flush`, called from the workers' park hook and at exit). One write(2) per request
 //! was ~6% of the server's CPU at 1,000 keep-alive connections (bench/scale.sh).
 //! Must not touch: other diagnostics, which tracing writes to stderr as they happen (so a
 //! warning may come out before the lines of requests that ended just before it).
