@@ -7,8 +7,9 @@
 //! registry to pull its base images from), so it is read with stablebuild's own Dockerfile
 //! parser (stages, `COPY --from`) and its final stage's instructions; then the built binary
 //! runs with exactly the image's ENTRYPOINT and CMD (on a free port), and the image's
-//! HEALTHCHECK command, run on this host, passes against it, fails once it is stopped, fails
-//! against a server answering 404, and sends `GET /v2/`.
+//! HEALTHCHECK command, run on this host, passes against it (and against one that wants pull
+//! credentials, answering 401), fails once it is stopped, fails against a server answering
+//! 403, 404 or 500, and sends `GET /v2/`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -395,9 +396,10 @@ fn dockerfile_is_a_non_root_multi_stage_server_image() {
     assert_eq!(image.cmd, ["serve", "--listen", "0.0.0.0:5000"]);
 }
 
-/// `stablebuild serve` as the image runs it: ENTRYPOINT + CMD, the store in a temp dir (the
-/// image's ENV), the port free instead of 5000. Returns the child and the port it bound.
-fn serve_like_the_image(image: &Image, store: &Path) -> (Child, u16) {
+/// `stablebuild serve` as the image runs it: ENTRYPOINT + CMD and `extra`, the store in a temp
+/// dir (the image's ENV), the port free instead of 5000. Returns the child and the port it
+/// bound.
+fn serve_like_the_image(image: &Image, store: &Path, extra: &[&str]) -> (Child, u16) {
     assert_eq!(image.entrypoint, ["stablebuild"]);
     let args: Vec<String> = image
         .cmd
@@ -409,6 +411,7 @@ fn serve_like_the_image(image: &Image, store: &Path) -> (Child, u16) {
         .collect();
     let mut child = Command::new(bin())
         .args(&args)
+        .args(extra)
         .env("STABLEBUILD_STORE", store)
         .env_remove("STABLEBUILD_UPSTREAM")
         .env_remove("STABLEBUILD_SERVER")
@@ -460,9 +463,38 @@ fn health(image: &Image, port: u16) -> bool {
 fn healthcheck_passes_against_the_image_command_and_fails_without_it() {
     let image = read_image();
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, port) = serve_like_the_image(&image, &dir.path().join("store"));
+    let (server, port) = serve_like_the_image(&image, &dir.path().join("store"), &[]);
     assert!(health(&image, port), "healthy while serve runs");
+    stop_and_check_unhealthy(&image, server, port);
+}
 
+#[test]
+fn healthcheck_passes_against_a_server_that_wants_pull_credentials() {
+    let image = read_image();
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("pull-tokens");
+    std::fs::write(&tokens, "farm 0123456789abcdef0123456789abcdef\n").unwrap();
+    let extra = ["--pull-token", tokens.to_str().unwrap()];
+    let (server, port) = serve_like_the_image(&image, &dir.path().join("store"), &extra);
+    let status = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://127.0.0.1:{port}/v2/"))
+        .output()
+        .expect("run curl");
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout),
+        "401",
+        "/v2/ wants credentials"
+    );
+    assert!(
+        health(&image, port),
+        "healthy while serve runs, answering 401"
+    );
+    stop_and_check_unhealthy(&image, server, port);
+}
+
+/// SIGTERM `server`, which exits 0; the HEALTHCHECK fails from then on.
+fn stop_and_check_unhealthy(image: &Image, mut server: Child, port: u16) {
     let pid = server.id().to_string();
     assert!(
         Command::new("kill")
@@ -472,15 +504,17 @@ fn healthcheck_passes_against_the_image_command_and_fails_without_it() {
             .success()
     );
     assert!(server.wait().unwrap().success(), "serve exits 0 on SIGTERM");
-    assert!(!health(&image, port), "unhealthy once serve is gone");
+    assert!(!health(image, port), "unhealthy once serve is gone");
 }
 
 #[test]
-fn healthcheck_sends_get_v2_and_wants_200() {
+fn healthcheck_sends_get_v2_and_wants_200_or_401() {
     let image = read_image();
     for (status, healthy) in [
         ("200 OK", true),
+        ("401 Unauthorized", true),
         ("404 Not Found", false),
+        ("403 Forbidden", false),
         ("500 Oops", false),
     ] {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
