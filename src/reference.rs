@@ -444,11 +444,15 @@ fn check_name_length(n: usize) -> Result<(), String> {
 /// Validates a host, lowercases it and maps Docker Hub's aliases to "docker.io".
 fn normalise_registry(host: &str) -> Result<String, String> {
     check_host(host)?;
-    let lower = host.to_ascii_lowercase();
-    if DOCKER_HUB_ALIASES.contains(&lower.as_str()) {
-        return Ok(DOCKER_HUB.to_owned());
+    Ok(canonical_registry(host.to_ascii_lowercase()))
+}
+
+/// A lowercase registry host as references name it: Docker Hub's other names are `docker.io`.
+pub fn canonical_registry(lower: String) -> String {
+    match DOCKER_HUB_ALIASES.contains(&lower.as_str()) {
+        true => DOCKER_HUB.to_owned(),
+        false => lower,
     }
-    Ok(lower)
 }
 
 fn check_host(host: &str) -> Result<(), String> {

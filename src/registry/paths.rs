@@ -6,7 +6,7 @@
 //! (`ghcr.io/org/app`), containerd's `?ns=` parameter, and the allow-list.
 //! Must not touch: anything but strings (pure; unit-tested here).
 
-use crate::reference::{Digest, Reference, ReferenceError};
+use crate::reference::{self, Digest, Reference, ReferenceError};
 
 /// What a request path names (its parts borrowed from the path).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,10 +86,7 @@ pub fn resolve(name: &str, ns: Option<&str>, allowed: &[String]) -> Result<Refer
         (false, Some(ns)) if !ns.is_empty() => (ns.to_ascii_lowercase(), name),
         _ => ("docker.io".to_string(), name),
     };
-    let registry = match registry.as_str() {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
-        _ => registry,
-    };
+    let registry = reference::canonical_registry(registry);
     if !allowed.contains(&registry) {
         return Err(PathError::Denied(registry));
     }
