@@ -86,6 +86,10 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
     tokio::spawn(reload_on_hangup(hangups, tls.clone()));
+    // Before the address is printed and server.json written: nothing to undo if it fails.
+    // Pull-throughs that requests start run on the workers; they stop after those finish.
+    let workers = Workers::per_cpu().context("starting the connection workers")?;
+    tracing::debug!("connections run on {} worker threads", workers.count());
     let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -127,9 +131,6 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => config.store.display().to_string(),
     };
     let pages = dashboard(&state, args.dashboard, &location, tls.is_some());
-    // Pull-throughs that requests started run on the workers: they stop after those finish.
-    let workers = Workers::per_cpu().context("starting the connection workers")?;
-    tracing::debug!("connections run on {} worker threads", workers.count());
     let served = registry::serve(listener, tls, state, pages, &workers, shutdown_signal()).await;
     finish_pulls(&snap).await;
     drop(workers);
