@@ -9,7 +9,8 @@
 //! pages are not all resident (mincore) is read on a blocking thread first: a blob served
 //! from disk does not hold up a runtime worker, and the requests it would serve.
 //!
-//! Owns: the stream wrapper each plain connection writes through, and the counts of bytes sent this way and read from disk first.
+//! Owns: the stream wrapper each plain connection writes through, and the counts of bytes
+//! sent this way and read from disk first.
 //! Must not touch: HTTP framing (hyper decides what is written and when; this only changes
 //! how a mapped slice reaches the socket), the store (mapped slices are found through
 //! `store::mapped`).

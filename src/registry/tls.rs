@@ -5,8 +5,8 @@
 //! A reload swaps the configuration new handshakes use; connections already open keep the
 //! one they were made with, so nothing in flight is dropped. A reload that fails (a file
 //! missing, a key that does not match the certificate) keeps the previous certificate.
-//! Blobs sent over TLS are encrypted in user space (no sendfile; the plain-http listener in
-//! `sendfile.rs` keeps that path).
+//! Blobs sent over TLS are encrypted in user space (no sendfile; plain connections write
+//! through `sendfile.rs`).
 //!
 //! Owns: reading and checking the PEM files, the rustls server configuration.
 //! Must not touch: sockets, routes or handlers.

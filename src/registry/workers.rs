@@ -7,7 +7,7 @@
 //! worker's local queue is served before the shared one only so often), so the slowest
 //! requests waited more than twice as long as in a plain first-in-first-out queue. A
 //! single-threaded runtime is that queue. With 1,000 connections on one CPU (bench/scale.sh):
-//! p99 57-67 ms at 33-45k requests/s before, 28 ms at 54-58k after.
+//! p99 61-65 ms at ~34k requests/s before, 28.5-30.4 ms at 51-55k after.
 //! What runs on a worker stays there: a pin-through that a request starts runs on that
 //! request's worker, beside its connections.
 //!
@@ -130,11 +130,21 @@ mod tests {
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// Connect to `listener` and return the server's end.
-    async fn accepted(listener: &tokio::net::TcpListener) -> (TcpStream, TcpStream) {
+    /// Connect to `listener`, hand the server's end to `workers`, and return the client's end
+    /// with the name of the thread that served it (the server says it, then waits for the
+    /// client to close).
+    async fn connect(workers: &Workers, listener: &tokio::net::TcpListener) -> (TcpStream, String) {
         let client = TcpStream::connect(listener.local_addr().unwrap());
         let (client, server) = tokio::join!(client, listener.accept());
-        (client.unwrap(), server.unwrap().0)
+        workers.spawn(server.unwrap().0, |mut tcp| async move {
+            let name = std::thread::current().name().unwrap_or("").to_string();
+            tcp.write_all(name.as_bytes()).await.unwrap();
+            let _ = tcp.read(&mut [0; 1]).await;
+        });
+        let mut client = client.unwrap();
+        let mut name = [0; 13];
+        client.read_exact(&mut name).await.unwrap();
+        (client, String::from_utf8_lossy(&name).to_string())
     }
 
     #[tokio::test]
@@ -143,17 +153,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut clients = Vec::new();
         for _ in 0..4 {
-            let (client, server) = accepted(&listener).await;
-            workers.spawn(server, |mut tcp| async move {
-                let name = std::thread::current().name().unwrap_or("").to_string();
-                tcp.write_all(name.as_bytes()).await.unwrap();
-                // Open until the client closes it.
-                let _ = tcp.read(&mut [0; 1]).await;
-            });
-            let mut client = client;
-            let mut name = [0; 13];
-            client.read_exact(&mut name).await.unwrap();
-            clients.push((client, String::from_utf8_lossy(&name).to_string()));
+            clients.push(connect(&workers, &listener).await);
         }
         let names: Vec<&str> = clients.iter().map(|(_, n)| n.as_str()).collect();
         assert_eq!(
@@ -177,13 +177,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!((open(0), open(1)), (0, 2));
-        let (mut client, server) = accepted(&listener).await;
-        workers.spawn(server, |mut tcp| async move {
-            let name = std::thread::current().name().unwrap_or("").to_string();
-            tcp.write_all(name.as_bytes()).await.unwrap();
-        });
-        let mut name = String::new();
-        client.read_to_string(&mut name).await.unwrap();
+        let (_client, name) = connect(&workers, &listener).await;
         assert_eq!(name, "connections-0");
     }
 }
